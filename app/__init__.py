@@ -1,0 +1,1 @@
+"""Serving side: the FastAPI model server for the SageMaker hosting contract."""

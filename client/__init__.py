@@ -1,0 +1,1 @@
+"""A typed Python client for the classification API and SageMaker endpoints."""

@@ -1,0 +1,1 @@
+"""Locust load tests for the model server, the API Gateway URL and SageMaker endpoints."""

@@ -1,0 +1,1 @@
+"""Training side: data preparation, fine-tuning and the SageMaker training contract."""
