@@ -129,9 +129,7 @@ def load_artifact(
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            model_dir, local_files_only=True
-        )
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"cannot load the model in {model_dir}: {exc}") from exc
     labels = tuple(model.config.id2label[i] for i in range(model.config.num_labels))

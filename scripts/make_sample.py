@@ -4,7 +4,8 @@ Whole STORY clusters are drawn at random per category until each category holds 
 of the target row count, so the sample keeps the class balance of the full data and a
 story-grouped split of the sample behaves like one of the full data.
 
-    python scripts/make_sample.py ../shared/data/newsCorpora.csv.xz data/sample/newsCorpora.sample.csv.xz
+    python scripts/make_sample.py ../shared/data/newsCorpora.csv.xz \
+        data/sample/newsCorpora.sample.csv.xz
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             stories[(fields[4].decode(), fields[5].decode())].append(line)
             total += 1
 
-    per_category = collections.Counter()
+    per_category: collections.Counter[str] = collections.Counter()
     for (category, _), lines in stories.items():
         per_category[category] += len(lines)
 

@@ -116,9 +116,7 @@ def start_model_server(
     process = subprocess.Popen(
         [sys.executable, "-m", "app"],
         cwd=REPO_ROOT,
-        env=offline_env(
-            SAGEMAKER_BASE_DIR=str(base_dir), SAGEMAKER_BIND_TO_PORT=str(port), **env
-        ),
+        env=offline_env(SAGEMAKER_BASE_DIR=str(base_dir), SAGEMAKER_BIND_TO_PORT=str(port), **env),
         stdout=log_file,
         stderr=subprocess.STDOUT,
     )
@@ -126,7 +124,9 @@ def start_model_server(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"model server exited with {process.returncode}:\n" + log_path.read_text())
+            raise RuntimeError(
+                f"model server exited with {process.returncode}:\n" + log_path.read_text()
+            )
         try:
             if httpx.get(f"{url}/ping", timeout=1.0).status_code == 200:
                 return ServerProcess(url=url, process=process, log_path=log_path)
