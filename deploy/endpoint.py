@@ -1,0 +1,265 @@
+"""A SageMaker endpoint from a model artifact: model, endpoint config, endpoint, autoscaling.
+
+Every deploy creates a new model and a new endpoint config named ``<endpoint>-<timestamp>``.
+A new endpoint is created; an existing one is switched to the new config with
+``update_endpoint``, which SageMaker runs blue/green: the new fleet is provisioned and
+health-checked before traffic moves, and the old one keeps serving until then. Nothing is
+deleted first. Old configs and models stay for a rollback until ``teardown``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final, Literal, cast
+
+from botocore.exceptions import ClientError, WaiterError
+
+from deploy.errors import AwsError, DeployError, JobFailedError, error_code
+
+if TYPE_CHECKING:
+    from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sagemaker.literals import (
+        ProductionVariantInferenceAmiVersionType,
+        ProductionVariantInstanceTypeType,
+    )
+    from mypy_boto3_sagemaker.type_defs import (
+        CreateEndpointConfigInputTypeDef,
+        CreateModelInputTypeDef,
+        DescribeEndpointOutputTypeDef,
+        ProductionVariantTypeDef,
+    )
+
+    from deploy.settings import DeploySettings
+
+logger = logging.getLogger(__name__)
+
+VARIANT_NAME = "AllTraffic"
+SCALABLE_DIMENSION: Final = "sagemaker:variant:DesiredInstanceCount"
+BUSY_STATUSES = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
+
+
+def resource_id(endpoint_name: str) -> str:
+    """Application Auto Scaling's id of the endpoint's one variant."""
+    return f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}"
+
+
+def policy_name(endpoint_name: str) -> str:
+    return f"{endpoint_name}-invocations-per-instance"
+
+
+def resource_name(settings: DeploySettings, now: datetime | None = None) -> str:
+    """``<endpoint>-YYYYmmdd-HHMMSS``, the name of one deploy's model and endpoint config."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+    return f"{settings.endpoint_name[: 63 - len(stamp) - 1]}-{stamp}"
+
+
+def model_request(
+    settings: DeploySettings, *, name: str, image_uri: str, model_data: str
+) -> CreateModelInputTypeDef:
+    return {
+        "ModelName": name,
+        "ExecutionRoleArn": settings.require_role(),
+        # SageMaker downloads and unpacks model.tar.gz into /opt/ml/model before start-up.
+        "PrimaryContainer": {"Image": image_uri, "ModelDataUrl": model_data, "Mode": "SingleModel"},
+        "Tags": [{"Key": "project", "Value": settings.name}],
+    }
+
+
+def endpoint_config_request(
+    settings: DeploySettings, *, name: str, model_name: str
+) -> CreateEndpointConfigInputTypeDef:
+    variant: ProductionVariantTypeDef = {
+        "VariantName": VARIANT_NAME,
+        "ModelName": model_name,
+        "InstanceType": cast("ProductionVariantInstanceTypeType", settings.instance_type),
+        "InitialInstanceCount": settings.initial_instance_count,
+        "InitialVariantWeight": 1.0,
+        # Loading the model (and CUDA) takes a while; /ping answers 200 only when it is ready.
+        "ContainerStartupHealthCheckTimeoutInSeconds": settings.startup_health_check_timeout_s,
+        "ModelDataDownloadTimeoutInSeconds": settings.model_download_timeout_s,
+    }
+    if settings.gpu_endpoint:
+        # Pins the host's NVIDIA driver so the CUDA 12 image finds one that supports it.
+        variant["InferenceAmiVersion"] = cast(
+            "ProductionVariantInferenceAmiVersionType", settings.inference_ami_version
+        )
+    return {
+        "EndpointConfigName": name,
+        "ProductionVariants": [variant],
+        "Tags": [{"Key": "project", "Value": settings.name}],
+    }
+
+
+def describe_endpoint(
+    sagemaker: SageMakerClient, endpoint_name: str
+) -> DescribeEndpointOutputTypeDef | None:
+    try:
+        return sagemaker.describe_endpoint(EndpointName=endpoint_name)
+    except ClientError as error:
+        if error_code(error) == "ValidationException":
+            return None  # SageMaker's answer for "Could not find endpoint"
+        raise AwsError.from_client_error(error) from error
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    endpoint_name: str
+    action: Literal["created", "updated"]
+    model_name: str
+    endpoint_config_name: str
+    previous_config_name: str | None
+    status: str
+    autoscaling: bool
+
+
+def deploy_endpoint(
+    sagemaker: SageMakerClient,
+    autoscaling: ApplicationAutoScalingClient,
+    settings: DeploySettings,
+    *,
+    image_uri: str,
+    model_data: str,
+    wait: bool = True,
+    poll_s: float = 30.0,
+    now: datetime | None = None,
+) -> DeployResult:
+    """Create or blue/green-update the endpoint, wait for it, then attach autoscaling."""
+    endpoint = settings.endpoint_name
+    existing = describe_endpoint(sagemaker, endpoint)
+    if existing is not None and existing["EndpointStatus"] in BUSY_STATUSES:
+        raise DeployError(
+            f"endpoint {endpoint} is {existing['EndpointStatus']}; wait for it to settle first"
+        )
+    if existing is not None and existing["EndpointStatus"] == "Failed":
+        # SageMaker cannot update a failed endpoint; it serves nothing, so removing it is safe.
+        raise DeployError(
+            f"endpoint {endpoint} is Failed ({existing.get('FailureReason', 'no reason given')}); "
+            "run `python -m deploy teardown` and deploy again"
+        )
+    name = resource_name(settings, now)
+    try:
+        sagemaker.create_model(
+            **model_request(settings, name=name, image_uri=image_uri, model_data=model_data)
+        )
+        sagemaker.create_endpoint_config(
+            **endpoint_config_request(settings, name=name, model_name=name)
+        )
+        if existing is None:
+            logger.info("creating endpoint %s with config %s", endpoint, name)
+            sagemaker.create_endpoint(
+                EndpointName=endpoint,
+                EndpointConfigName=name,
+                Tags=[{"Key": "project", "Value": settings.name}],
+            )
+        else:
+            if _instance_type_changes(sagemaker, existing, settings.instance_type):
+                # Application Auto Scaling refuses an update that changes a scaled
+                # variant's instance type; the target is registered again below.
+                remove_autoscaling(autoscaling, endpoint)
+            logger.info("updating endpoint %s to config %s (blue/green)", endpoint, name)
+            sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=name)
+    except ClientError as error:
+        raise AwsError.from_client_error(error) from error
+
+    status = "Updating" if existing else "Creating"
+    if wait:
+        status = wait_in_service(sagemaker, endpoint, poll_s=poll_s)
+        attach_autoscaling(autoscaling, settings)
+    else:
+        logger.warning("not waiting: autoscaling is attached only by a deploy that waits")
+    return DeployResult(
+        endpoint_name=endpoint,
+        action="updated" if existing else "created",
+        model_name=name,
+        endpoint_config_name=name,
+        previous_config_name=existing["EndpointConfigName"] if existing else None,
+        status=status,
+        autoscaling=wait,
+    )
+
+
+def _instance_type_changes(
+    sagemaker: SageMakerClient, existing: DescribeEndpointOutputTypeDef, instance_type: str
+) -> bool:
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=existing["EndpointConfigName"])
+    return any(v.get("InstanceType") != instance_type for v in config["ProductionVariants"])
+
+
+def wait_in_service(sagemaker: SageMakerClient, endpoint: str, *, poll_s: float) -> str:
+    """Wait until InService; a failed create or update raises with SageMaker's reason."""
+    waiter = sagemaker.get_waiter("endpoint_in_service")
+    try:
+        waiter.wait(
+            EndpointName=endpoint,
+            WaiterConfig={"Delay": max(1, round(poll_s)), "MaxAttempts": 120},
+        )
+    except WaiterError as error:
+        described = describe_endpoint(sagemaker, endpoint)
+        reason = described.get("FailureReason", str(error)) if described else str(error)
+        status = described["EndpointStatus"] if described else "missing"
+        raise JobFailedError(f"endpoint {endpoint} is {status}: {reason}") from error
+    return "InService"
+
+
+def attach_autoscaling(autoscaling: ApplicationAutoScalingClient, settings: DeploySettings) -> None:
+    """Target tracking on invocations per instance, between min and max capacity."""
+    endpoint = settings.endpoint_name
+    try:
+        autoscaling.register_scalable_target(
+            ServiceNamespace="sagemaker",
+            ResourceId=resource_id(endpoint),
+            ScalableDimension=SCALABLE_DIMENSION,
+            MinCapacity=settings.min_capacity,
+            MaxCapacity=settings.max_capacity,
+        )
+        autoscaling.put_scaling_policy(
+            PolicyName=policy_name(endpoint),
+            ServiceNamespace="sagemaker",
+            ResourceId=resource_id(endpoint),
+            ScalableDimension=SCALABLE_DIMENSION,
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": settings.target_invocations,
+                "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+                },
+                "ScaleInCooldown": settings.scale_in_cooldown_s,
+                "ScaleOutCooldown": settings.scale_out_cooldown_s,
+            },
+        )
+    except ClientError as error:
+        raise AwsError.from_client_error(error) from error
+
+
+def scaling_policies(autoscaling: ApplicationAutoScalingClient, endpoint: str) -> list[str]:
+    described = autoscaling.describe_scaling_policies(
+        ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint)
+    )
+    return [policy["PolicyName"] for policy in described["ScalingPolicies"]]
+
+
+def scalable_target_registered(autoscaling: ApplicationAutoScalingClient, endpoint: str) -> bool:
+    described = autoscaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[resource_id(endpoint)]
+    )
+    return bool(described["ScalableTargets"])
+
+
+def remove_autoscaling(autoscaling: ApplicationAutoScalingClient, endpoint: str) -> None:
+    """Delete the endpoint's scaling policies, then deregister its scalable target."""
+    for name in scaling_policies(autoscaling, endpoint):
+        autoscaling.delete_scaling_policy(
+            PolicyName=name,
+            ServiceNamespace="sagemaker",
+            ResourceId=resource_id(endpoint),
+            ScalableDimension=SCALABLE_DIMENSION,
+        )
+    if scalable_target_registered(autoscaling, endpoint):
+        autoscaling.deregister_scalable_target(
+            ServiceNamespace="sagemaker",
+            ResourceId=resource_id(endpoint),
+            ScalableDimension=SCALABLE_DIMENSION,
+        )

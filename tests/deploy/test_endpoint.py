@@ -1,0 +1,249 @@
+"""``deploy``: model, endpoint config, endpoint and autoscaling; updates are blue/green.
+
+Creation runs against the moto server. moto has no UpdateEndpoint, so the update cases stub
+the SageMaker client with botocore's ``Stubber`` (which also fails on any call it was not told
+to expect, such as a delete) while Application Auto Scaling still runs on moto.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from botocore.stub import ANY, Stubber
+
+from deploy import cli, endpoint, training_job
+from deploy.aws import AwsClients
+from deploy.errors import DeployError, JobFailedError, NotFoundError
+from tests.deploy.support import (
+    ACCOUNT,
+    BUCKET,
+    IMAGE_TAG,
+    REGION,
+    ROLE_ARN,
+    Recorded,
+    common_flags,
+    factory,
+    make_settings,
+)
+
+SERVE_REPO = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/news-classifier-serve"
+MODEL_DATA = f"s3://{BUCKET}/news-classifier/models/job/output/model.tar.gz"
+# moto checks instance types against an old list (no g5/g6): the GPU tests use g4dn.
+NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+NEW_NAME = "news-classifier-20260304-050607"
+
+
+def _train_once(aws: AwsClients) -> str:
+    settings = make_settings()
+    name = training_job.job_name(settings)
+    training_job.start_training_job(
+        aws.sagemaker,
+        training_job.build_request(
+            settings, name=name, image_uri="img", channels={"train": "s3://b/p/"},
+            hyperparameters={},
+        ),
+    )  # fmt: skip
+    return f"s3://{BUCKET}/news-classifier/models/{name}/output/model.tar.gz"
+
+
+def test_deploy_cli_creates_a_gpu_endpoint_from_the_latest_training_job(
+    aws: AwsClients, moto_url: str
+) -> None:
+    artifact = _train_once(aws)
+    out = io.StringIO()
+    argv = [
+        "deploy", *common_flags(moto_url),
+        "--instance-type", "ml.g4dn.xlarge", "--min-capacity", "1", "--max-capacity", "3",
+        "--target-invocations", "250", "--startup-health-check-timeout", "900",
+    ]  # fmt: skip
+
+    assert cli.main(argv, aws=factory(aws), stdout=out) == 0
+
+    described = aws.sagemaker.describe_endpoint(EndpointName="news-classifier")
+    assert described["EndpointStatus"] == "InService"
+    config = aws.sagemaker.describe_endpoint_config(
+        EndpointConfigName=described["EndpointConfigName"]
+    )
+    (variant,) = config["ProductionVariants"]
+    assert variant["InstanceType"] == "ml.g4dn.xlarge"
+    assert variant["InferenceAmiVersion"] == "al2-ami-sagemaker-inference-gpu-3-1"
+    assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == 900
+    assert variant["InitialInstanceCount"] == 1
+    model = aws.sagemaker.describe_model(ModelName=variant["ModelName"])
+    assert model["PrimaryContainer"]["Image"] == f"{SERVE_REPO}:{IMAGE_TAG}"
+    assert model["PrimaryContainer"]["ModelDataUrl"] == artifact
+    assert model["ExecutionRoleArn"] == ROLE_ARN
+
+    resource = "endpoint/news-classifier/variant/AllTraffic"
+    (target,) = aws.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")[
+        "ScalableTargets"
+    ]
+    assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == (resource, 1, 3)
+    assert target["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    (policy,) = aws.autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")[
+        "ScalingPolicies"
+    ]
+    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert policy["PolicyType"] == "TargetTrackingScaling"
+    assert tracking["TargetValue"] == 250
+    assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == (
+        "SageMakerVariantInvocationsPerInstance"
+    )
+    assert "endpoint news-classifier created (InService)" in out.getvalue()
+
+
+def test_cpu_endpoint_uses_the_cpu_image_and_no_inference_ami(aws: AwsClients) -> None:
+    settings = make_settings(instance_type="ml.c5.xlarge")
+
+    endpoint.deploy_endpoint(
+        aws.sagemaker, aws.autoscaling, settings,
+        image_uri=f"{SERVE_REPO}:{IMAGE_TAG}-cpu", model_data=MODEL_DATA, poll_s=1,
+    )  # fmt: skip
+
+    config_name = aws.sagemaker.describe_endpoint(EndpointName="news-classifier")[
+        "EndpointConfigName"
+    ]
+    (variant,) = aws.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)[
+        "ProductionVariants"
+    ]
+    assert variant["InstanceType"] == "ml.c5.xlarge"
+    assert "InferenceAmiVersion" not in variant
+
+
+def test_deploy_without_any_training_job_is_a_not_found_error(
+    aws: AwsClients, moto_url: str
+) -> None:
+    code = cli.main(["deploy", *common_flags(moto_url)], aws=factory(aws), stdout=io.StringIO())
+    assert code == NotFoundError.exit_code
+
+
+def _endpoint_description(config: str, status: str = "InService") -> dict[str, Any]:
+    return {
+        "EndpointName": "news-classifier",
+        "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/news-classifier",
+        "EndpointConfigName": config,
+        "EndpointStatus": status,
+        "CreationTime": NOW,
+        "LastModifiedTime": NOW,
+    }
+
+
+def _stub_update(stub: Stubber, *, old_instance_type: str, new_instance_type: str) -> None:
+    """The exact SageMaker calls of a blue/green update, in order; nothing is deleted."""
+    old = "news-classifier-20260101-000000"
+    stub.add_response("describe_endpoint", _endpoint_description(old), {"EndpointName": ANY})
+    stub.add_response(
+        "create_model",
+        {"ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{NEW_NAME}"},
+        {
+            "ModelName": NEW_NAME,
+            "ExecutionRoleArn": ROLE_ARN,
+            "PrimaryContainer": {
+                "Image": "img:2",
+                "ModelDataUrl": MODEL_DATA,
+                "Mode": "SingleModel",
+            },
+            "Tags": ANY,
+        },
+    )
+    stub.add_response(
+        "create_endpoint_config",
+        {"EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{NEW_NAME}"},
+        {"EndpointConfigName": NEW_NAME, "ProductionVariants": ANY, "Tags": ANY},
+    )
+    stub.add_response(
+        "describe_endpoint_config",
+        {
+            "EndpointConfigName": old,
+            "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{old}",
+            "ProductionVariants": [
+                {"VariantName": "AllTraffic", "ModelName": old, "InstanceType": old_instance_type}
+            ],
+            "CreationTime": NOW,
+        },
+        {"EndpointConfigName": old},
+    )
+    stub.add_response(
+        "update_endpoint",
+        {"EndpointArn": _endpoint_description(old)["EndpointArn"]},
+        {"EndpointName": "news-classifier", "EndpointConfigName": NEW_NAME},
+    )
+    stub.add_response(
+        "describe_endpoint", _endpoint_description(NEW_NAME), {"EndpointName": "news-classifier"}
+    )
+
+
+@pytest.mark.parametrize("new_instance_type", ["ml.g5.xlarge", "ml.g6.xlarge"])
+def test_update_swaps_the_config_blue_green_and_keeps_autoscaling(
+    recorded: Recorded, new_instance_type: str
+) -> None:
+    aws = recorded.aws
+    settings = make_settings(instance_type=new_instance_type, max_capacity=4)
+    endpoint.attach_autoscaling(aws.autoscaling, make_settings(max_capacity=2))
+    sagemaker = aws.session.client("sagemaker", region_name=REGION)
+    with Stubber(sagemaker) as stub:
+        _stub_update(stub, old_instance_type="ml.g5.xlarge", new_instance_type=new_instance_type)
+
+        result = endpoint.deploy_endpoint(
+            sagemaker, aws.autoscaling, settings,
+            image_uri="img:2", model_data=MODEL_DATA, poll_s=1, now=NOW,
+        )  # fmt: skip
+
+        stub.assert_no_pending_responses()
+    assert (result.action, result.endpoint_config_name) == ("updated", NEW_NAME)
+    assert result.previous_config_name == "news-classifier-20260101-000000"
+    sent_config = recorded.calls.params("CreateEndpointConfig")
+    assert sent_config["ProductionVariants"][0]["InstanceType"] == new_instance_type
+    (target,) = aws.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")[
+        "ScalableTargets"
+    ]
+    assert target["MaxCapacity"] == 4
+    ops = recorded.calls.operations()
+    if new_instance_type == "ml.g5.xlarge":
+        assert "DeregisterScalableTarget" not in ops
+    else:
+        # Application Auto Scaling refuses an instance-type change on a scaled variant.
+        assert ops.index("DeregisterScalableTarget") < ops.index("UpdateEndpoint")
+        assert ops.index("UpdateEndpoint") < ops.index(
+            "RegisterScalableTarget", ops.index("UpdateEndpoint")
+        )
+    assert not [op for op in ops if op.startswith("Delete") and op != "DeleteScalingPolicy"]
+
+
+def test_a_failed_endpoint_is_not_updated(aws: AwsClients) -> None:
+    sagemaker = aws.session.client("sagemaker", region_name=REGION)
+    failed = {**_endpoint_description("old", "Failed"), "FailureReason": "ping timed out"}
+    with Stubber(sagemaker) as stub:  # any create or update call would fail the test
+        stub.add_response("describe_endpoint", failed, {"EndpointName": ANY})
+        with pytest.raises(DeployError, match=r"Failed \(ping timed out\).*teardown"):
+            endpoint.deploy_endpoint(
+                sagemaker, aws.autoscaling, make_settings(), image_uri="img", model_data=MODEL_DATA
+            )
+
+
+def test_an_endpoint_that_fails_to_start_is_reported_with_the_reason(aws: AwsClients) -> None:
+    sagemaker = aws.session.client("sagemaker", region_name=REGION)
+    failed = {
+        **_endpoint_description(NEW_NAME, "Failed"),
+        "FailureReason": "The primary container did not pass the ping health check",
+    }
+    with Stubber(sagemaker) as stub:
+        stub.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint")
+        stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:::model/m"})
+        stub.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:::c"})
+        stub.add_response("create_endpoint", {"EndpointArn": "arn:aws:sagemaker:::e"})
+        stub.add_response("describe_endpoint", failed)  # the waiter's first poll
+        stub.add_response("describe_endpoint", failed)  # for the reason
+        with pytest.raises(JobFailedError, match="did not pass the ping health check"):
+            endpoint.deploy_endpoint(
+                sagemaker, aws.autoscaling, make_settings(), image_uri="img",
+                model_data=MODEL_DATA, now=NOW,
+            )  # fmt: skip
+    # No autoscaling on an endpoint that never came up.
+    assert (
+        aws.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+        == []
+    )
