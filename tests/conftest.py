@@ -112,14 +112,17 @@ def start_model_server(
 ) -> ServerProcess:
     """Start ``python -m app`` (what the image's ``serve`` runs) and wait for /ping == 200."""
     port = free_port()
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app"],
-        cwd=REPO_ROOT,
-        env=offline_env(SAGEMAKER_BASE_DIR=str(base_dir), SAGEMAKER_BIND_TO_PORT=str(port), **env),
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
+    # The child keeps its own handle on the log; ours is closed at once.
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app"],
+            cwd=REPO_ROOT,
+            env=offline_env(
+                SAGEMAKER_BASE_DIR=str(base_dir), SAGEMAKER_BIND_TO_PORT=str(port), **env
+            ),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

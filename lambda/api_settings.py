@@ -1,0 +1,113 @@
+"""The Lambda's configuration: environment variables read and validated once per container.
+
+A missing or malformed variable fails the cold start with a message naming the variable,
+instead of surfacing later as a confusing error on some request. docs/api.md lists them all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# API Gateway REST APIs give up on an integration after 29 s; the Lambda must answer first,
+# so every SageMaker attempt (connect + read), times the attempts, has to fit under this.
+API_GATEWAY_TIMEOUT_S = 29.0
+# Lambda's synchronous payload limit and SageMaker's InvokeEndpoint limit are both 6 MB.
+HARD_MAX_BODY_BYTES = 6 * 1000 * 1000
+# SageMaker's rule for endpoint names.
+_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+# Every variable the Lambda reads (infra/template.yaml sets each; docs/api.md lists them).
+ENVIRONMENT_VARIABLES = (
+    "ENDPOINT_NAME",
+    "MAX_BODY_BYTES",
+    "MAX_INPUTS",
+    "CONNECT_TIMEOUT_S",
+    "READ_TIMEOUT_S",
+    "MAX_ATTEMPTS",
+    "RETRY_AFTER_S",
+    "CORS_ALLOW_ORIGIN",
+    "LOG_LEVEL",
+)
+
+
+class SettingsError(ValueError):
+    """An environment variable is missing or invalid; raised at cold start."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    endpoint_name: str
+    max_body_bytes: int = 1024 * 1024
+    max_inputs: int = 256
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 12.0
+    max_attempts: int = 2
+    retry_after_s: int = 1
+    cors_allow_origin: str = "*"
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not _ENDPOINT_NAME.match(self.endpoint_name):
+            raise SettingsError(f"ENDPOINT_NAME {self.endpoint_name!r} is not an endpoint name")
+        if not 1 <= self.max_body_bytes <= HARD_MAX_BODY_BYTES:
+            raise SettingsError(f"MAX_BODY_BYTES must be between 1 and {HARD_MAX_BODY_BYTES}")
+        if self.max_inputs < 1:
+            raise SettingsError("MAX_INPUTS must be at least 1")
+        if self.connect_timeout_s <= 0 or self.read_timeout_s <= 0:
+            raise SettingsError("CONNECT_TIMEOUT_S and READ_TIMEOUT_S must be positive")
+        if not 1 <= self.max_attempts <= 5:
+            raise SettingsError("MAX_ATTEMPTS must be between 1 and 5")
+        worst_case = self.max_attempts * (self.connect_timeout_s + self.read_timeout_s)
+        if worst_case >= API_GATEWAY_TIMEOUT_S:
+            raise SettingsError(
+                f"MAX_ATTEMPTS x (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) = {worst_case:g} s must "
+                f"stay under API Gateway's {API_GATEWAY_TIMEOUT_S:g} s integration timeout"
+            )
+        if self.retry_after_s < 1:
+            raise SettingsError("RETRY_AFTER_S must be at least 1")
+        if not self.cors_allow_origin:
+            raise SettingsError("CORS_ALLOW_ORIGIN must not be empty")
+        if self.log_level not in _LOG_LEVELS:
+            raise SettingsError(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        endpoint_name = environ.get("ENDPOINT_NAME", "")
+        if not endpoint_name:
+            raise SettingsError("ENDPOINT_NAME is required: the SageMaker endpoint to invoke")
+        defaults = cls(endpoint_name=endpoint_name)
+        return cls(
+            endpoint_name=endpoint_name,
+            max_body_bytes=_int(environ, "MAX_BODY_BYTES", defaults.max_body_bytes),
+            max_inputs=_int(environ, "MAX_INPUTS", defaults.max_inputs),
+            connect_timeout_s=_float(environ, "CONNECT_TIMEOUT_S", defaults.connect_timeout_s),
+            read_timeout_s=_float(environ, "READ_TIMEOUT_S", defaults.read_timeout_s),
+            max_attempts=_int(environ, "MAX_ATTEMPTS", defaults.max_attempts),
+            retry_after_s=_int(environ, "RETRY_AFTER_S", defaults.retry_after_s),
+            cors_allow_origin=environ.get("CORS_ALLOW_ORIGIN", defaults.cors_allow_origin),
+            log_level=environ.get("LOG_LEVEL", defaults.log_level).upper(),
+        )
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
