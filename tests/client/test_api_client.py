@@ -25,7 +25,6 @@ from client import (
 )
 from tests.conftest import LABELS, ServerProcess, free_port, start_model_server, stop_model_server
 
-
 FAST_RETRY = RetryPolicy(max_retries=3, backoff_base=0.01, backoff_max=0.05)
 
 

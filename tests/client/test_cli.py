@@ -12,7 +12,6 @@ import pytest
 from client.cli import EXIT_OK, EXIT_SERVICE_ERROR, EXIT_USAGE, main
 from tests.conftest import LABELS, ServerProcess, free_port
 
-
 HEADLINES = ["Fed raises interest rates", "Ebola outbreak spreads", "New Marvel trailer"]
 
 

@@ -26,7 +26,6 @@ from client.endpoint import make_runtime_client
 from deploy.local_api import DEFAULT_ENDPOINT_NAME, LocalApi, start_local_api
 from tests.conftest import LABELS, ServerProcess
 
-
 ENDPOINT = "news-classifier-test"
 
 
