@@ -1,0 +1,52 @@
+"""Chunk-wise tokenization gives exactly the ids of the transformers tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import minilm_dir
+from training.chunk_tokenize import encode_titles
+from training.data import load_datasets
+
+TRICKY = [
+    "Fed raises rates",
+    "",
+    "   ",
+    "double  spaces and trailing ",
+    "a\x1cb control char",
+    "x\u2028y line separator",
+    "Café naïve A\u0301 combining",
+    "中文标题 mixed CJK",
+    "\u00a0no-break\u00a0spaces",
+    "tab\tinside",
+    "[CLS] looks special [SEP]",
+    " ".join(["supercalifragilistic"] * 30),  # longer than max_length: truncated
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
+
+
+@pytest.mark.parametrize("max_length", [8, 32, 128])
+def test_ids_match_the_tokenizer(tokenizer: Any, sample_data: Path, max_length: int) -> None:
+    splits, _ = load_datasets({"train": sample_data})
+    texts = [*TRICKY, *(e.text for e in splits.train[:1000])]
+    expected = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    assert encode_titles(texts, tokenizer, max_length) == expected
+
+
+def test_other_tokenizers_fall_back_to_the_tokenizer_itself() -> None:
+    class SlowTokenizer:  # no backend_tokenizer: not a transformers fast tokenizer
+        def __call__(
+            self, texts: list[str], truncation: bool, max_length: int
+        ) -> dict[str, list[list[int]]]:
+            return {"input_ids": [[len(t)] for t in texts]}
+
+    assert encode_titles(["ab", "abc"], SlowTokenizer(), 16) == [[2], [3]]
