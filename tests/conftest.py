@@ -108,7 +108,7 @@ class ServerProcess:
 
 
 def start_model_server(
-    base_dir: Path, log_path: Path, timeout: float = 60.0, **env: str
+    base_dir: Path, log_path: Path, timeout: float = 120.0, **env: str
 ) -> ServerProcess:
     """Start ``python -m app`` (what the image's ``serve`` runs) and wait for /ping == 200."""
     port = free_port()

@@ -1,0 +1,379 @@
+"""The HTTP layer: routes, the request-context middleware, and error rendering.
+
+Layers follow the data: handler -> codecs (content negotiation, validation) -> tokenizer ->
+bounded queue -> batcher -> model -> codecs. ``/ping`` and ``/invocations`` are the SageMaker
+names; ``/health`` and ``/predict`` are aliases of the same handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import codecs
+from app.batching import Scores
+from app.engine import Engine, Loader
+from app.errors import (
+    STATUS,
+    BadRequestError,
+    ErrorCode,
+    PayloadTooLargeError,
+    ServingError,
+    error_body,
+)
+from app.model import load_classifier
+from app.observability import Metrics
+from app.sagemaker import (
+    CUSTOM_ATTRIBUTES,
+    REQUEST_ID,
+    execution_parameters,
+    parse_custom_attributes,
+    valid_request_id,
+)
+from app.schemas import ErrorResponse, ExecutionParameters, PredictRequest, PredictResponse
+from app.settings import Settings
+
+logger = logging.getLogger("app.requests")
+
+# Tokenizing more texts than this moves off the event loop, so /ping never waits on it.
+_INLINE_TOKENIZE_CHARS = 4096
+_CLIENT_CLOSED = 499  # nginx's convention; nobody receives it, it only shows in logs/metrics
+T = TypeVar("T")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    loader: Loader = load_classifier,
+    on_fatal: Callable[[], None] | None = None,
+    load_before_serving: bool = False,
+) -> FastAPI:
+    """Build the app; the model loads when the app starts (lifespan), in the background unless
+    ``load_before_serving``."""
+    metrics = Metrics()
+    engine = Engine(settings, loader, metrics, on_fatal)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await engine.start(wait=load_before_serving)
+        yield
+        await engine.stop()
+
+    app = FastAPI(
+        title="News headline classifier",
+        summary="SageMaker-compatible text classification with dynamic batching.",
+        version="1",
+        lifespan=lifespan,
+        responses={
+            status: {"model": ErrorResponse} for status in (400, 406, 413, 415, 429, 500, 503, 504)
+        },
+    )
+    app.state.engine = engine
+    app.add_middleware(RequestContext, metrics=metrics)
+    app.add_exception_handler(ServingError, _serving_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.include_router(_routes())
+    return app
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(_engine)]
+
+
+def _routes() -> APIRouter:
+    router = APIRouter()
+
+    async def ping(engine: EngineDep) -> Response:
+        """200 with an empty body once the model is loaded and warmed up, 503 before."""
+        engine.require_ready()
+        return Response(status_code=200)
+
+    for path in ("/ping", "/health"):
+        router.add_api_route(
+            path,
+            ping,
+            methods=["GET"],
+            response_class=Response,
+            responses={200: {"description": "Ready (empty body)"}},
+            summary="Readiness",
+        )
+
+    invocation_doc = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                codecs.JSON: {"schema": PredictRequest.model_json_schema()},
+                codecs.JSONLINES: {
+                    "schema": {"type": "string"},
+                    "example": '{"inputs": "Fed raises rates"}\n"Apple unveils iPhone"\n',
+                },
+                codecs.CSV: {"schema": {"type": "string"}, "example": "Fed raises rates\n"},
+                codecs.PLAIN: {"schema": {"type": "string"}, "example": "Fed raises rates"},
+            },
+        }
+    }
+    response_doc: dict[int | str, dict[str, Any]] = {
+        200: {
+            "model": PredictResponse,
+            "description": "One element per input, in input order",
+            "content": {
+                codecs.JSONLINES: {"schema": {"type": "string"}},
+                codecs.CSV: {"schema": {"type": "string"}},
+            },
+        }
+    }
+    for path in ("/invocations", "/predict"):
+        router.add_api_route(
+            path,
+            invocations,
+            methods=["POST"],
+            response_class=Response,
+            openapi_extra=invocation_doc,
+            responses=response_doc,
+            summary="Classify texts",
+        )
+
+    async def get_execution_parameters(engine: EngineDep) -> ExecutionParameters:
+        """What SageMaker Batch Transform asks before it sends records."""
+        return execution_parameters(engine.settings)
+
+    router.add_api_route(
+        "/execution-parameters",
+        get_execution_parameters,
+        methods=["GET"],
+        response_model=ExecutionParameters,
+        response_model_by_alias=True,
+    )
+
+    async def metrics(engine: EngineDep) -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(engine.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    router.add_api_route("/metrics", metrics, methods=["GET"], response_class=Response)
+    return router
+
+
+async def invocations(request: Request, engine: EngineDep) -> Response:
+    """Classify one or more texts (JSON, JSON lines, CSV or plain text)."""
+    started = time.monotonic()
+    settings = engine.settings
+    classifier, batcher = engine.require_ready()
+    kind = codecs.negotiate(request.headers.get("accept"))
+    decoder = codecs.decoder_for(request.headers.get("content-type"))
+    attributes = parse_custom_attributes(request.headers.get(CUSTOM_ATTRIBUTES))
+    body = await _read_body(request, settings.max_body_bytes)
+    invocation = decoder(body)
+    codecs.check_inputs(invocation)
+    count = len(invocation.texts)
+    context = request.state.log
+    context.update(inputs=count, body_bytes=len(body))
+    if count > settings.max_instances:
+        raise PayloadTooLargeError(
+            f"{count} inputs in one request; the limit is {settings.max_instances}"
+        )
+    top_k = invocation.top_k if invocation.top_k_given else attributes.top_k
+    timeout = settings.request_timeout_s
+    if attributes.timeout_s is not None:
+        timeout = min(timeout, attributes.timeout_s)
+    deadline = started + timeout
+
+    if sum(len(text) for text in invocation.texts) <= _INLINE_TOKENIZE_CHARS:
+        token_ids = classifier.tokenize(invocation.texts)
+    else:
+        token_ids = await asyncio.to_thread(classifier.tokenize, invocation.texts)
+    context.update(tokens=sum(len(ids) for ids in token_ids))
+
+    job = await _unless_disconnected(request, batcher.run(token_ids, deadline))
+    if job is None:
+        return Response(status_code=_CLIENT_CLOSED)
+    context.update(
+        queue_wait_ms=round(job.queue_wait * 1000, 2),
+        model_ms=round(job.model_seconds * 1000, 2),
+    )
+    ranked = _rank(job.future.result(), classifier.labels, top_k)
+    content = codecs.encode_response(ranked, as_lists=top_k != 1, kind=kind)
+    return Response(content, media_type=kind)
+
+
+def _rank(
+    rows: Sequence[Scores], labels: Sequence[str], top_k: int | None
+) -> list[list[tuple[str, float]]]:
+    keep = len(labels) if top_k is None else min(top_k, len(labels))
+    ranked = []
+    for row in rows:
+        order = sorted(range(len(row)), key=row.__getitem__, reverse=True)[:keep]
+        ranked.append([(labels[i], row[i]) for i in order])
+    return ranked
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"the body has {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"the body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
+    """Await ``work`` unless the client disconnects first; then cancel it and return None.
+
+    Cancelling makes the batcher drop the request's texts that have not run yet.
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request.receive))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    return None
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+# Error rendering: one table (app.errors.STATUS), one shape (app.errors.error_body).
+
+
+def _error_response(
+    request: Request, code: ErrorCode, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    request.state.log["error"] = code.value
+    body = error_body(code, message, request.state.request_id)
+    return Response(
+        orjson.dumps(body), status_code=STATUS[code], media_type=codecs.JSON, headers=headers
+    )
+
+
+async def _serving_error(request: Request, exc: ServingError) -> Response:
+    return _error_response(request, exc.code, exc.message, exc.headers())
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    codes = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
+    code = codes.get(exc.status_code, ErrorCode.BAD_REQUEST)
+    message = {404: "no such path", 405: "method not allowed"}.get(exc.status_code, "bad request")
+    return _error_response(request, code, message, dict(exc.headers or {}))
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+    return await _serving_error(request, BadRequestError("invalid request parameters"))
+
+
+class RequestContext:
+    """Pure ASGI middleware: request id, one JSON log line and metrics per request, and the
+    last line of defence that turns anything unexpected into a generic 500."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = valid_request_id(headers.get(REQUEST_ID))
+        if request_id is None:
+            try:
+                request_id = parse_custom_attributes(headers.get(CUSTOM_ATTRIBUTES)).request_id
+            except ServingError:
+                request_id = None
+        request_id = request_id or uuid.uuid4().hex
+        log: dict[str, Any] = {}
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["log"] = log
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("unexpected error", extra={"request_id": request_id})
+            if not response_started:
+                body = error_body(
+                    ErrorCode.INTERNAL_ERROR, "internal error; see the server log", request_id
+                )
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", codecs.JSON.encode())],
+                    }
+                )
+                await send_with_id({"type": "http.response.body", "body": orjson.dumps(body)})
+        elapsed = time.monotonic() - started
+        path = scope["path"]
+        route = path if path in _KNOWN_PATHS else "other"
+        self.metrics.requests.labels(route, str(status)).inc()
+        if route in ("/invocations", "/predict"):
+            self.metrics.latency.observe(elapsed)
+            level = logging.INFO
+        else:
+            level = logging.DEBUG if status < 400 else logging.INFO
+        logger.log(
+            level,
+            "request",
+            extra={
+                "request_id": request_id,
+                "method": scope["method"],
+                "path": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                **log,
+            },
+        )
+
+
+_KNOWN_PATHS = frozenset(
+    {
+        "/ping",
+        "/health",
+        "/invocations",
+        "/predict",
+        "/execution-parameters",
+        "/metrics",
+        "/docs",
+        "/openapi.json",
+    }
+)

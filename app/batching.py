@@ -1,0 +1,285 @@
+"""The dynamic batcher: a bounded queue of tokenized texts and one consumer that feeds the model.
+
+Requests are split into one queue item per text, so a large request spreads over several
+batches and a small one joins whatever runs next; results go back into each request's slots,
+so they are reassembled in input order whatever the batches looked like.
+
+The consumer takes up to ``window`` live items (the oldest first), sorts them by length and
+cuts them into batches by count (``max_batch_size``) and padded tokens (``max_batch_tokens``),
+so texts of similar length share a batch and little compute goes to padding. It waits up to
+``max_wait`` after the oldest item arrived for a batch to fill, which only matters when the
+model is idle (under load the queue fills while the model runs), and is skipped when requests
+arrive further apart than ``max_wait`` (one client at a time). The model runs on one
+dedicated thread, off the event loop, so ``/ping`` and new requests are answered meanwhile.
+
+Items whose request was cancelled (the client went away) are dropped unrun; items whose
+deadline passed fail their request with :class:`DeadlineExceededError`. When the queue is full,
+:meth:`Batcher.submit` raises :class:`OverloadedError` at once instead of queueing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from app.errors import DeadlineExceededError, NotReadyError, OverloadedError
+
+logger = logging.getLogger(__name__)
+
+TokenIds = Sequence[int]
+Scores = list[float]
+
+
+class Backend(Protocol):
+    """What the batcher drives: a blocking call from token ids to per-label probabilities."""
+
+    def predict(self, batch: Sequence[TokenIds]) -> list[Scores]: ...
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """What one batch looked like, for metrics."""
+
+    size: int
+    padded_tokens: int
+    model_seconds: float
+    queue_waits: list[float]
+
+
+@dataclass(eq=False)
+class Job:
+    """One request in the queue: its texts' results fill in as their batches finish."""
+
+    deadline: float
+    results: list[Scores | None]
+    remaining: int
+    future: asyncio.Future[list[Scores]]
+    enqueued_at: float = field(default_factory=time.monotonic)
+    queue_wait: float = 0.0
+    model_seconds: float = 0.0
+    last_batch: float = 0.0
+    queued: int = 0  # texts still in the queue, counted against its capacity
+    cancelled: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.cancelled or self.future.done()
+
+
+@dataclass(eq=False, slots=True)
+class _Item:
+    job: Job
+    index: int
+    ids: TokenIds
+
+
+class Batcher:
+    """Bounded queue plus the one consumer task; start with :meth:`start`, end with :meth:`stop`."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        max_batch_size: int,
+        max_batch_tokens: int,
+        max_wait_s: float,
+        capacity: int,
+        retry_after_s: int = 1,
+        on_batch: Callable[[BatchStats], None] | None = None,
+    ) -> None:
+        self._backend = backend
+        self._max_batch_size = max_batch_size
+        self._max_batch_tokens = max_batch_tokens
+        self._max_wait_s = max_wait_s
+        self._capacity = capacity
+        self._retry_after_s = retry_after_s
+        self._window = 4 * max_batch_size
+        self._on_batch = on_batch
+        self._queue: deque[_Item] = deque()
+        self._queued = 0  # texts of live requests in the queue (cancelled ones leave at once)
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        # Smoothed time between requests; waiting for company is pointless when it is longer
+        # than max_wait (one client at a time: every wait would be pure added latency).
+        self._gap_cap = 10 * max_wait_s
+        self._arrival_gap = self._gap_cap
+        self._last_arrival = time.monotonic()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+
+    @property
+    def depth(self) -> int:
+        """Texts waiting in the queue (not yet running)."""
+        return self._queued
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._consume(), name="batcher")
+
+    async def stop(self) -> None:
+        """Refuse new work, run what is queued, then stop the consumer."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+        self._executor.shutdown(wait=True)
+
+    def submit(self, texts: Sequence[TokenIds], deadline: float) -> Job:
+        """Queue a request's texts; raise at once when the server is stopping or full."""
+        if self._stopping:
+            raise NotReadyError("the server is shutting down")
+        if self._queued + len(texts) > self._capacity:
+            raise OverloadedError(
+                f"the queue is full ({self._queued} of {self._capacity} texts waiting); "
+                "retry later",
+                retry_after_s=self._retry_after_s,
+            )
+        job = Job(
+            deadline=deadline,
+            results=[None] * len(texts),
+            remaining=len(texts),
+            future=asyncio.get_running_loop().create_future(),
+            queued=len(texts),
+        )
+        self._queued += len(texts)
+        gap = min(job.enqueued_at - self._last_arrival, self._gap_cap)
+        self._last_arrival = job.enqueued_at
+        self._arrival_gap += 0.5 * (gap - self._arrival_gap)
+        self._queue.extend(_Item(job, index, ids) for index, ids in enumerate(texts))
+        self._wakeup.set()
+        return job
+
+    async def run(self, texts: Sequence[TokenIds], deadline: float) -> Job:
+        """Queue the texts and wait for all their results (in input order) in ``job.future``.
+
+        Cancelling the caller (the client went away) drops the texts that have not run yet.
+        """
+        job = self.submit(texts, deadline)
+        try:
+            async with asyncio.timeout_at(_loop_time(deadline)):
+                await asyncio.shield(job.future)
+        except TimeoutError:
+            self._cancel(job)
+            raise DeadlineExceededError(
+                "the request's deadline passed before its texts were classified"
+            ) from None
+        except asyncio.CancelledError:
+            self._cancel(job)
+            raise
+        return job
+
+    def _cancel(self, job: Job) -> None:
+        """Its texts stay in the deque until the consumer passes them, but free capacity now."""
+        job.cancelled = True
+        self._queued -= job.queued
+        job.queued = 0
+
+    async def _consume(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                if self._stopping:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await self._gather(loop)
+            for batch in self._take():
+                await self._run_batch(loop, batch)
+
+    async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait until a batch is full or the oldest text has waited ``max_wait``, unless
+        requests arrive too rarely for the wait to gather any."""
+        if self._arrival_gap > self._max_wait_s:
+            return
+        while self._queued < self._max_batch_size and not self._stopping:
+            remaining = self._queue[0].job.enqueued_at + self._max_wait_s - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                return
+
+    def _take(self) -> list[list[_Item]]:
+        """Pop up to a window of live items and cut them into length-sorted batches."""
+        now = time.monotonic()
+        live: list[_Item] = []
+        while self._queue and len(live) < self._window:
+            item = self._queue.popleft()
+            job = item.job
+            if job.queued > 0:
+                job.queued -= 1
+                self._queued -= 1
+            if job.done:
+                continue
+            if now > job.deadline:
+                job.future.set_exception(
+                    DeadlineExceededError("the request's deadline passed while it was queued")
+                )
+                continue
+            live.append(item)
+        live.sort(key=lambda item: len(item.ids))
+        batches: list[list[_Item]] = []
+        current: list[_Item] = []
+        for item in live:
+            # Sorted ascending, so this item is the longest of the batch so far.
+            padded = (len(current) + 1) * len(item.ids)
+            if current and (
+                len(current) >= self._max_batch_size or padded > self._max_batch_tokens
+            ):
+                batches.append(current)
+                current = []
+            current.append(item)
+        if current:
+            batches.append(current)
+        return batches
+
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+        batch = [item for item in batch if not item.job.done]
+        if not batch:
+            return
+        started = time.monotonic()
+        try:
+            scores = await loop.run_in_executor(
+                self._executor, self._backend.predict, [item.ids for item in batch]
+            )
+        except Exception as exc:
+            # Logged with its traceback here; callers see a generic 500.
+            logger.exception("model call failed", extra={"batch_size": len(batch)})
+            for item in batch:
+                if not item.job.done:
+                    item.job.future.set_exception(exc)
+            return
+        elapsed = time.monotonic() - started
+        waits = []
+        for item, row in zip(batch, scores, strict=True):
+            job = item.job
+            wait = started - job.enqueued_at
+            waits.append(wait)
+            if job.done:
+                continue
+            job.queue_wait = max(job.queue_wait, wait)
+            if job.last_batch != started:
+                job.last_batch = started
+                job.model_seconds += elapsed
+            job.results[item.index] = row
+            job.remaining -= 1
+            if job.remaining == 0:
+                job.future.set_result([r for r in job.results if r is not None])
+        if self._on_batch is not None:
+            padded = len(batch) * max(len(item.ids) for item in batch)
+            self._on_batch(BatchStats(len(batch), padded, elapsed, waits))
+
+
+def _loop_time(deadline: float) -> float:
+    """Convert a ``time.monotonic`` deadline to the running loop's clock."""
+    loop = asyncio.get_running_loop()
+    return loop.time() + (deadline - time.monotonic())

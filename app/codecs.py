@@ -1,0 +1,217 @@
+"""Request bodies in, response bodies out, by ``Content-Type`` and ``Accept``.
+
+Inputs: ``application/json`` (the Hugging Face format), ``application/jsonlines`` (one
+``{"inputs": "..."}`` or one JSON string per line), ``text/csv`` (one text per line; a line
+that starts with ``"`` is one CSV-quoted field) and ``text/plain`` (the whole body is one text).
+Outputs: ``application/json``, ``application/jsonlines`` and ``text/csv`` (``label,score`` per
+input, then more ``label,score`` pairs when ``top_k`` > 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from app.errors import BadRequestError, NotAcceptableError, UnsupportedMediaTypeError
+from app.schemas import PredictRequest
+
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+CSV = "text/csv"
+PLAIN = "text/plain"
+
+_JSONLINES_ALIASES = frozenset({JSONLINES, "application/x-jsonlines", "application/jsonl"})
+_LINE_BREAK = re.compile(r"\r\n|\n|\r")
+
+# One element per input: (label, score) pairs, best first.
+Ranked = Sequence[tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A decoded request: the texts, and ``top_k`` when the body set it (None: all labels)."""
+
+    texts: list[str]
+    top_k: int | None
+    top_k_given: bool
+
+
+def media_type(header: str | None) -> tuple[str, dict[str, str]]:
+    """``"Text/CSV; charset=UTF-8"`` -> ``("text/csv", {"charset": "utf-8"})``."""
+    if not header:
+        return "", {}
+    kind, *raw_params = header.split(";")
+    params: dict[str, str] = {}
+    for raw in raw_params:
+        name, _, value = raw.partition("=")
+        params[name.strip().lower()] = value.strip().strip('"').lower()
+    return kind.strip().lower(), params
+
+
+Decoder = Callable[[bytes], "Invocation"]
+
+
+def decoder_for(content_type: str | None) -> Decoder:
+    """The body parser for a ``Content-Type``; raise 415 when there is none."""
+    kind, params = media_type(content_type)
+    if kind == "":
+        kind = JSON  # SageMaker and curl callers often omit it; JSON is the documented default
+    decoder = _DECODERS.get(JSONLINES if kind in _JSONLINES_ALIASES else kind)
+    if decoder is None:
+        raise UnsupportedMediaTypeError(
+            f"Content-Type {kind[:100]!r} is not supported; use one of {', '.join(_DECODERS)}"
+        )
+    charset = params.get("charset", "utf-8")
+    if charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaTypeError(f"charset {charset[:40]!r} is not supported; send UTF-8")
+    return decoder
+
+
+def decode_request(content_type: str | None, body: bytes) -> Invocation:
+    """Parse a body by its content type; raise 415 or 400 errors, never anything else."""
+    invocation = decoder_for(content_type)(body)
+    check_inputs(invocation)
+    return invocation
+
+
+def check_inputs(invocation: Invocation) -> None:
+    """Refuse requests without texts, or with an empty one (400)."""
+    if not invocation.texts:
+        raise BadRequestError("the request holds no inputs")
+    for index, text in enumerate(invocation.texts):
+        if not text.strip():
+            raise BadRequestError(f"input {index} is empty")
+
+
+def _decode_json(body: bytes) -> Invocation:
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequestError(_json_error(exc)) from None
+    try:
+        request = PredictRequest.model_validate(raw)
+    except ValidationError as exc:
+        raise BadRequestError(_validation_message(exc)) from None
+    texts = [request.inputs] if isinstance(request.inputs, str) else request.inputs
+    given = "top_k" in request.parameters.model_fields_set
+    return Invocation(texts=texts, top_k=request.parameters.top_k, top_k_given=given)
+
+
+def _decode_jsonlines(body: bytes) -> Invocation:
+    text = _utf8(body)
+    texts: list[str] = []
+    for number, line in enumerate(_LINE_BREAK.split(text), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise BadRequestError(f"line {number} is not valid JSON") from None
+        if isinstance(raw, dict) and set(raw) == {"inputs"}:
+            raw = raw["inputs"]
+        if not isinstance(raw, str):
+            raise BadRequestError(f'line {number} must be a JSON string or {{"inputs": "<text>"}}')
+        texts.append(raw)
+    return Invocation(texts=texts, top_k=1, top_k_given=False)
+
+
+def _decode_csv(body: bytes) -> Invocation:
+    texts: list[str] = []
+    for number, line in enumerate(_LINE_BREAK.split(_utf8(body)), start=1):
+        if not line.strip():
+            continue
+        if line.startswith('"'):
+            fields = next(csv.reader([line]))
+            if len(fields) != 1:
+                raise BadRequestError(
+                    f"line {number} must hold one (quoted) text, not {len(fields)}"
+                )
+            line = fields[0]
+        texts.append(line)
+    return Invocation(texts=texts, top_k=1, top_k_given=False)
+
+
+def _decode_plain(body: bytes) -> Invocation:
+    return Invocation(texts=[_utf8(body)], top_k=1, top_k_given=False)
+
+
+_DECODERS: dict[str, Callable[[bytes], Invocation]] = {
+    JSON: _decode_json,
+    JSONLINES: _decode_jsonlines,
+    CSV: _decode_csv,
+    PLAIN: _decode_plain,
+}
+ENCODABLE = (JSON, JSONLINES, CSV)
+
+
+def _utf8(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(f"the body is not valid UTF-8 (byte {exc.start})") from None
+
+
+def _json_error(exc: orjson.JSONDecodeError) -> str:
+    if "UTF-8" in str(exc) or "surrogate" in str(exc):
+        return "the body is not valid UTF-8"
+    return f"the body is not valid JSON (line {exc.lineno}, column {exc.colno})"
+
+
+def _validation_message(exc: ValidationError) -> str:
+    # loc and msg only: pydantic's "input" would echo the caller's text back.
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False)[:3]:
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        parts.append(f"{where}: {error['msg']}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def negotiate(accept: str | None) -> str:
+    """Pick the response media type from an ``Accept`` header; raise 406 when none fits."""
+    if not accept or not accept.strip():
+        return JSON
+    ranges: list[tuple[float, int, str]] = []
+    for position, item in enumerate(accept.split(",")):
+        kind, params = media_type(item)
+        if not kind:
+            continue
+        try:
+            quality = float(params.get("q", "1"))
+        except ValueError:
+            quality = 0.0
+        if quality > 0:
+            ranges.append((-quality, position, kind))
+    for _, _, kind in sorted(ranges):
+        if kind in ("*/*", "application/*"):
+            return JSON
+        if kind == "text/*":
+            return CSV
+        if kind in _JSONLINES_ALIASES:
+            return JSONLINES
+        if kind in ENCODABLE:
+            return kind
+    raise NotAcceptableError(f"Accept {accept[:100]!r} allows none of {', '.join(ENCODABLE)}")
+
+
+def encode_response(ranked: Sequence[Ranked], *, as_lists: bool, kind: str) -> bytes:
+    """One element per input: ``{"label", "score"}``, or a best-first list when ``as_lists``."""
+    items: list[Any] = []
+    for pairs in ranked:
+        dicts = [{"label": label, "score": score} for label, score in pairs]
+        items.append(dicts if as_lists else dicts[0])
+    if kind == JSON:
+        return orjson.dumps(items)
+    if kind == JSONLINES:
+        return b"".join(orjson.dumps(item) + b"\n" for item in items)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for pairs in ranked:
+        writer.writerow([field for label, score in pairs for field in (label, repr(score))])
+    return out.getvalue().encode("utf-8")

@@ -1,0 +1,89 @@
+"""The SageMaker hosting contract, serving side, in one place.
+
+SageMaker forwards only ``Content-Type``, ``Accept`` and ``X-Amzn-SageMaker-Custom-Attributes``
+to the container. The custom attributes are an opaque string; this server reads
+``key=value`` pairs separated by ``;`` or ``,`` and ignores keys it does not know:
+
+- ``request_id=<id>``: the request id to log and echo (letters, digits, ``._:/-``, <= 128);
+- ``timeout_ms=<int>``: a deadline shorter than ``SERVE_REQUEST_TIMEOUT_S`` for this request;
+- ``top_k=<int>|all``: labels per input, for bodies that cannot say it (CSV, JSON lines);
+  a JSON body's ``parameters.top_k`` wins.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from app.errors import BadRequestError
+from app.schemas import ExecutionParameters
+from app.settings import Settings
+
+CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
+REQUEST_ID = "x-request-id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
+_MIB = 1024 * 1024
+
+# Nothing is downloaded at serve time: the artifact is all the model there is.
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def set_offline_env() -> None:
+    for name, value in OFFLINE_ENV.items():
+        os.environ.setdefault(name, value)
+
+
+@dataclass(frozen=True)
+class CustomAttributes:
+    request_id: str | None = None
+    timeout_s: float | None = None
+    top_k: int | None = 1
+    top_k_given: bool = False
+
+
+def valid_request_id(value: str | None) -> str | None:
+    return value if value is not None and _REQUEST_ID.fullmatch(value) else None
+
+
+def parse_custom_attributes(header: str | None) -> CustomAttributes:
+    if not header:
+        return CustomAttributes()
+    pairs: dict[str, str] = {}
+    for part in re.split(r"[;,]", header):
+        key, sep, value = part.partition("=")
+        if sep:
+            pairs[key.strip().lower()] = value.strip()
+    timeout_s: float | None = None
+    if "timeout_ms" in pairs:
+        timeout_s = _positive_int(pairs["timeout_ms"], "timeout_ms") / 1000
+    top_k: int | None = 1
+    if "top_k" in pairs:
+        top_k = None if pairs["top_k"].lower() == "all" else _positive_int(pairs["top_k"], "top_k")
+    return CustomAttributes(
+        request_id=valid_request_id(pairs.get("request_id")),
+        timeout_s=timeout_s,
+        top_k=top_k,
+        top_k_given="top_k" in pairs,
+    )
+
+
+def _positive_int(value: str, name: str) -> int:
+    if not value.isascii() or not value.isdigit() or int(value) < 1 or len(value) > 9:
+        raise BadRequestError(f"custom attribute {name} must be a positive integer")
+    return int(value)
+
+
+def execution_parameters(settings: Settings) -> ExecutionParameters:
+    """Batch Transform: one request at a time per instance, payloads the limits can take."""
+    return ExecutionParameters(
+        MaxConcurrentTransforms=max(1, min(4, settings.queue_size // settings.max_instances)),
+        BatchStrategy="MULTI_RECORD",
+        MaxPayloadInMB=max(1, min(6, settings.max_body_bytes // _MIB)),
+    )

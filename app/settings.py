@@ -1,0 +1,107 @@
+"""Every operator knob of the model server, read once from the environment at start-up.
+
+SageMaker's own variables keep their names (``SAGEMAKER_BASE_DIR``, ``SAGEMAKER_BIND_TO_PORT``);
+everything else is ``SERVE_<FIELD>``. ``docs/serving.md`` lists them all with their defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# SageMaker allows 6 MB per InvokeEndpoint request (a hard limit).
+SAGEMAKER_MAX_BODY_BYTES = 6 * 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """The model server's configuration; built once in ``main`` and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SERVE_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    base_dir: Path = Field(
+        default=Path("/opt/ml"),
+        validation_alias=AliasChoices("SAGEMAKER_BASE_DIR", "base_dir"),
+        description="SageMaker root; the model artifact is read from <base_dir>/model.",
+    )
+    port: int = Field(
+        default=8080,
+        ge=1,
+        le=65535,
+        validation_alias=AliasChoices("SAGEMAKER_BIND_TO_PORT", "port"),
+        description="TCP port (SageMaker sets SAGEMAKER_BIND_TO_PORT when it picks one).",
+    )
+    host: str = Field(default="0.0.0.0", description="Interface to bind; 0.0.0.0 is the contract.")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes, each with its own model (CPU only).",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Where the model runs; auto picks cuda when available."
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="Model precision; auto is bf16 (or fp16) on GPU, fp32 on CPU."
+    )
+    torch_threads: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="CPU threads per worker; 0: CPUs / workers - 1.",
+    )
+    max_batch_size: int = Field(
+        default=0, ge=0, le=4096, description="Texts per model call; 0: 16 on CPU, 64 on GPU."
+    )
+    max_batch_tokens: int = Field(
+        default=16384,
+        ge=2,
+        description="Padded tokens per model call (batch size x longest sequence).",
+    )
+    max_wait_ms: float = Field(
+        default=5.0,
+        ge=0.0,
+        le=1000.0,
+        description="How long the oldest queued text may wait for company before a batch "
+        "runs; only matters when the model is idle.",
+    )
+    queue_size: int = Field(
+        default=4096,
+        ge=1,
+        description="Texts queued at once; beyond it requests get 429.",
+    )
+    max_instances: int = Field(
+        default=2048, ge=1, description="Texts per request; beyond it the request gets 413."
+    )
+    max_body_bytes: int = Field(
+        default=SAGEMAKER_MAX_BODY_BYTES, ge=1024, description="Request body limit in bytes (413)."
+    )
+    request_timeout_s: float = Field(
+        default=50.0,
+        gt=0.0,
+        le=3600.0,
+        description="Deadline of a request: answered 504 when it passes before its texts "
+        "ran. Keep it under 60 s (SageMaker's limit) on real-time endpoints; Batch "
+        "Transform allows up to 3600 s (InvocationsTimeoutInSeconds).",
+    )
+    retry_after_s: int = Field(default=1, ge=1, le=600, description="Retry-After sent with 429.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Level of the JSON logs on stdout."
+    )
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> Settings:
+        if self.max_instances > self.queue_size:
+            raise ValueError(
+                f"SERVE_MAX_INSTANCES ({self.max_instances}) must not exceed "
+                f"SERVE_QUEUE_SIZE ({self.queue_size}): such a request could never be queued"
+            )
+        return self
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base_dir / "model"

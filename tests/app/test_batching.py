@@ -1,0 +1,175 @@
+"""The batcher on its own, driven by a hand-written backend that records the batches it got."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from app.batching import Batcher
+from app.errors import DeadlineExceededError, NotReadyError, OverloadedError
+
+
+class RecordingBackend:
+    """Scores a sequence by its first token id; remembers every batch; can be held shut."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[list[int]]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def predict(self, batch: Sequence[Sequence[int]]) -> list[list[float]]:
+        self.gate.wait(timeout=10)
+        self.batches.append([list(ids) for ids in batch])
+        return [[float(ids[0]), float(len(ids))] for ids in batch]
+
+
+def make_batcher(backend: RecordingBackend, **overrides: float) -> Batcher:
+    options: dict[str, Any] = {
+        "max_batch_size": 4,
+        "max_batch_tokens": 1000,
+        "max_wait_s": 0.0,
+        "capacity": 64,
+    }
+    options.update(overrides)
+    return Batcher(backend, **options)
+
+
+def sequences(lengths: Sequence[int], start: int = 0) -> list[list[int]]:
+    return [[start + i] * length for i, length in enumerate(lengths)]
+
+
+def deadline(seconds: float = 10.0) -> float:
+    return time.monotonic() + seconds
+
+
+def test_results_come_back_in_input_order_across_sorted_batches() -> None:
+    async def scenario() -> None:
+        backend = RecordingBackend()
+        batcher = make_batcher(backend)
+        batcher.start()
+        lengths = [9, 1, 7, 3, 8, 2, 6, 4, 5, 10, 1]
+        job = await batcher.run(sequences(lengths), deadline())
+        assert job.future.result() == [[float(i), float(n)] for i, n in enumerate(lengths)]
+        assert all(len(batch) <= 4 for batch in backend.batches)
+        # Length-sorted: each batch's sequences are no longer than the next batch's.
+        flat = [len(ids) for batch in backend.batches for ids in batch]
+        assert flat == sorted(flat)
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_token_budget_limits_padded_batch_size() -> None:
+    async def scenario() -> None:
+        backend = RecordingBackend()
+        batcher = make_batcher(backend, max_batch_size=100, max_batch_tokens=30)
+        batcher.start()
+        await batcher.run(sequences([10] * 7), deadline())
+        assert [len(batch) for batch in backend.batches] == [3, 3, 1]
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_requests_share_batches() -> None:
+    async def scenario() -> None:
+        backend = RecordingBackend()
+        batcher = make_batcher(backend, max_batch_size=8, max_wait_s=0.05)
+        batcher.start()
+        jobs = await asyncio.gather(
+            *(batcher.run(sequences([3], start=i), deadline()) for i in range(8))
+        )
+        assert [job.future.result() for job in jobs] == [[[float(i), 3.0]] for i in range(8)]
+        assert [len(batch) for batch in backend.batches] == [8]
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_lone_client_does_not_wait_for_company() -> None:
+    async def scenario() -> None:
+        backend = RecordingBackend()
+        batcher = make_batcher(backend, max_wait_s=0.5)
+        batcher.start()
+        for i in range(3):
+            started = time.monotonic()
+            await batcher.run(sequences([3], start=i), deadline())
+            assert time.monotonic() - started < 0.25
+            await asyncio.sleep(0.6)
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_full_queue_is_refused_at_once_and_cancelled_texts_are_skipped() -> None:
+    async def scenario() -> None:
+        backend = RecordingBackend()
+        backend.gate.clear()
+        batcher = make_batcher(backend, max_batch_size=1, capacity=4)
+        batcher.start()
+        first = asyncio.create_task(batcher.run(sequences([2], start=100), deadline()))
+        await asyncio.sleep(0.05)  # the consumer took it: the model is now busy with it
+        waiting = asyncio.create_task(batcher.run(sequences([2] * 4, start=200), deadline()))
+        await asyncio.sleep(0.01)
+        with pytest.raises(OverloadedError):
+            batcher.submit(sequences([2]), deadline())
+        assert batcher.depth == 4
+        waiting.cancel()  # the client went away
+        await asyncio.sleep(0.01)
+        assert batcher.depth == 0
+        backend.gate.set()
+        await first
+        later = await batcher.run(sequences([2], start=300), deadline())
+        assert later.future.result() == [[300.0, 2.0]]
+        ran = {ids[0] for batch in backend.batches for ids in batch}
+        assert ran == {100, 300}
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_deadline_passing_in_the_queue_is_answered() -> None:
+    async def scenario() -> None:
+        backend = RecordingBackend()
+        backend.gate.clear()
+        batcher = make_batcher(backend, max_batch_size=1)
+        batcher.start()
+        blocker = asyncio.create_task(batcher.run(sequences([2]), deadline()))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceededError):
+            await batcher.run(sequences([2], start=7), deadline(0.1))
+        assert time.monotonic() - started < 1.0
+        backend.gate.set()
+        await blocker
+        await batcher.stop()
+        assert all(ids[0] != 7 for batch in backend.batches for ids in batch)
+
+    asyncio.run(scenario())
+
+
+def test_stop_drains_the_queue_then_refuses() -> None:
+    async def scenario() -> None:
+        backend = RecordingBackend()
+        backend.gate.clear()
+        batcher = make_batcher(backend, max_batch_size=2)
+        batcher.start()
+        jobs = [
+            asyncio.create_task(batcher.run(sequences([1, 2, 3], start=10 * i), deadline()))
+            for i in range(3)
+        ]
+        await asyncio.sleep(0.05)
+        stopping = asyncio.create_task(batcher.stop())
+        await asyncio.sleep(0.01)
+        with pytest.raises(NotReadyError):
+            batcher.submit(sequences([1]), deadline())
+        backend.gate.set()
+        await stopping
+        assert [len((await job).future.result()) for job in jobs] == [3, 3, 3]
+
+    asyncio.run(scenario())
