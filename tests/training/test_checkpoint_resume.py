@@ -1,0 +1,95 @@
+"""A job stopped by SIGTERM resumes from its checkpoint and ends with the same weights."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import REPO_ROOT
+from tests.training.conftest import child_env, run_training, tiny_hyperparameters, write_job
+from training.sagemaker_env import METRIC_DEFINITIONS
+
+SIGNAL_AFTER_STEP = 8
+
+
+def resume_hyperparameters(model_dir: Path) -> dict[str, object]:
+    # ~70 steps with dropout on: long enough to interrupt, and RNG state matters on resume.
+    return tiny_hyperparameters(
+        model_dir, epochs=2, checkpoint_steps=25, early_stopping_patience=0, eval_steps=30
+    )
+
+
+def interrupt_after_step(base: Path, step: int) -> tuple[int, str]:
+    """Start the job, send SIGTERM once it has logged ``step``, return (exit code, output)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training", "train"],
+        cwd=REPO_ROOT,
+        env=child_env(base),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        found = re.search(r"METRIC step=(\d+) epoch", line)
+        if found and int(found.group(1)) >= step:
+            process.send_signal(signal.SIGTERM)
+            break
+    output.append(process.communicate(timeout=120)[0])
+    return process.returncode, "".join(output)
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoint_and_resume_match_an_uninterrupted_run(
+    tmp_path: Path, tiny_model_dir: Path, train_rows: bytes
+):
+    hp = resume_hyperparameters(tiny_model_dir)
+    straight = write_job(tmp_path / "straight", hp, train_rows=train_rows)
+    resumed = write_job(tmp_path / "resumed", hp, train_rows=train_rows)
+
+    # The reference run goes alongside the interrupted one (its own folder, own process).
+    reference = subprocess.Popen(
+        [sys.executable, "-m", "training", "train"],
+        cwd=REPO_ROOT,
+        env=child_env(straight),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    code, output = interrupt_after_step(resumed, SIGNAL_AFTER_STEP)
+    assert code == 128 + signal.SIGTERM, output
+    assert "stopped by SIGTERM" in (resumed / "output" / "failure").read_text()
+    assert not (resumed / "model" / "artifact.json").exists()
+    checkpoints = sorted((resumed / "checkpoints").glob("step-*"))
+    assert checkpoints and all((c / "manifest.json").is_file() for c in checkpoints)
+    stopped_at = int(checkpoints[-1].name.removeprefix("step-"))
+    assert stopped_at >= SIGNAL_AFTER_STEP
+
+    again = run_training(resumed)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"resumed from {checkpoints[-1]}" in again.stdout
+    assert not (resumed / "output" / "failure").exists()
+
+    reference_log = reference.communicate(timeout=120)[0]
+    assert reference.returncode == 0, reference_log
+    assert "resumed from" not in reference_log
+
+    expected = load_file(straight / "model" / "model.safetensors")
+    actual = load_file(resumed / "model" / "model.safetensors")
+    assert expected.keys() == actual.keys()
+    different = [name for name in expected if not torch.equal(expected[name], actual[name])]
+    assert not different, f"weights differ after resume: {different[:5]}"
+
+    # The uninterrupted run's log is what SageMaker scrapes: every metric is found.
+    for definition in METRIC_DEFINITIONS:
+        if definition["Name"] != "baseline:test_macro_f1":
+            assert re.search(definition["Regex"], reference_log), definition["Name"]
