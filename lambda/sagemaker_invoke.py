@@ -63,7 +63,7 @@ def invoke(
             ContentType=JSON,
             Accept=JSON,
             # Forwarded verbatim to the container: lets its logs be matched with ours.
-            CustomAttributes=f"request-id={request_id}",
+            CustomAttributes=f"request_id={request_id}",
         )
     except ClientError as exc:
         raise client_error(exc, settings) from exc

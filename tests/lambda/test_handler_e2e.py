@@ -11,6 +11,7 @@ import pytest
 
 from deploy.local_api import LocalApi
 from handler import ClassifyApi
+from tests.conftest import ServerProcess
 
 LABELS = {"business", "entertainment", "health", "science_and_technology"}
 HEADLINES = ["Stocks rally as the Fed holds rates", "A new vaccine trial shows promise"]
@@ -48,14 +49,19 @@ def test_top_k_and_a_single_string(
     assert [len(ranked), ranked[0]["score"] >= ranked[1]["score"]] == [2, True]
 
 
-def test_a_caller_request_id_is_echoed(
-    api_front: LocalApi, make_api: Callable[..., ClassifyApi], events: Any
+def test_a_caller_request_id_is_echoed_and_reaches_the_model_server(
+    api_front: LocalApi,
+    make_api: Callable[..., ClassifyApi],
+    events: Any,
+    model_server: ServerProcess,
 ) -> None:
     event = events.rest(json.dumps({"inputs": "x"}), headers={"X-Request-Id": "trace-42"})
 
     response = make_api(api_front.url)(event, None)
 
     assert response["headers"]["X-Request-Id"] == "trace-42"
+    # One id across Lambda and container logs: it travels in SageMaker's custom attributes.
+    assert '"request_id":"trace-42"' in model_server.log()
 
 
 def test_a_model_server_4xx_passes_through_with_its_message(

@@ -123,7 +123,7 @@ def test_a_valid_request_reaches_sagemaker_with_the_right_call(
             "Body": body.encode(),
             "ContentType": "application/json",
             "Accept": "application/json",
-            "CustomAttributes": "request-id=req-1",
+            "CustomAttributes": "request_id=req-1",
         },
     )
     event = events.rest(body, headers={"X-Request-Id": "req-1", "Accept": "application/json"})
