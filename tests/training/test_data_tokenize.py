@@ -8,23 +8,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import minilm_dir
+from tests.training.tricky_titles import TRICKY
 from training.chunk_tokenize import encode_titles
 from training.data import load_datasets
-
-TRICKY = [
-    "Fed raises rates",
-    "",
-    "   ",
-    "double  spaces and trailing ",
-    "a\x1cb control char",
-    "x\u2028y line separator",
-    "Café naïve A\u0301 combining",
-    "中文标题 mixed CJK",
-    "\u00a0no-break\u00a0spaces",
-    "tab\tinside",
-    "[CLS] looks special [SEP]",
-    " ".join(["supercalifragilistic"] * 30),  # longer than max_length: truncated
-]
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import minilm_dir
+from tests.training.tricky_titles import TRICKY
 from training.data import DataSummary, Splits, load_datasets
 from training.eda import count_tokens, main, write_eda_report
 
@@ -86,19 +87,7 @@ def test_token_counts_match_the_tokenizer_title_by_title(
     from tokenizers import Tokenizer
 
     splits, _ = sample_splits
-    tricky = [
-        "Fed raises rates",
-        "",
-        "   ",
-        "double  spaces and trailing ",
-        "a\x1cb control char",
-        "x\u2028y line separator",
-        "Café naïve A\u0301 combining",
-        "中文标题 mixed CJK",
-        "\u00a0no-break\u00a0spaces",
-        "tab\tinside",
-    ]
-    texts = [*tricky, *(e.text for e in splits.train[:1500])]
+    texts = [*TRICKY, *(e.text for e in splits.train[:1500])]
     reference = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
     reference.no_truncation()
     reference.no_padding()
