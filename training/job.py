@@ -119,7 +119,7 @@ def run(env: SageMakerEnv, worker_args: list[str]) -> int:
             _fail(env, ctx, _internal_error_message(exc))
         else:
             log.exception("out of memory")
-            _fail(env, ctx, _out_of_memory_message("GPU memory"))
+            _fail(env, ctx, _out_of_memory_message(_memory_kind(exc)))
     except Exception as exc:  # anything else is a bug: say so, log the traceback
         log.exception("training failed")
         _fail(env, ctx, _internal_error_message(exc))
@@ -454,6 +454,14 @@ def _is_out_of_memory(exc: BaseException) -> bool:
         or "out of memory" in text
         or ("can't allocate memory" in text)
     )
+
+
+def _memory_kind(exc: BaseException) -> str:
+    # torch raises OutOfMemoryError for accelerator memory only; the CPU allocator's failure
+    # is a plain RuntimeError ("can't allocate memory").
+    import torch
+
+    return "GPU memory" if isinstance(exc, torch.OutOfMemoryError) else "host memory"
 
 
 def _out_of_memory_message(what: str) -> str:

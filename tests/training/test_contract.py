@@ -8,6 +8,7 @@ first 1,024 characters say what went wrong, and no model.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from tests.training.conftest import tiny_hyperparameters, write_job
@@ -143,6 +144,29 @@ def test_max_length_beyond_the_model(opt_ml: Path, tiny_model_dir: Path, train_r
     write_job(opt_ml, tiny_hyperparameters(tiny_model_dir, max_length=4096), train_rows=train_rows)
     assert main(["train"]) == 1
     assert "'max_length' (4096) exceeds" in failure_of(opt_ml)
+
+
+def test_out_of_memory_says_so_and_leaves_no_model(
+    opt_ml: Path, tiny_model_dir: Path, tmp_path: Path, train_rows: bytes
+):
+    """A real allocation failure: the base model's config asks for a 16 TiB embedding table
+    whose weights are not in the checkpoint, so loading must allocate it and the CPU allocator
+    refuses (no swap or overcommit heuristic grants 16 TiB)."""
+    from safetensors.torch import load_file, save_file
+
+    huge = tmp_path / "huge-model"
+    shutil.copytree(tiny_model_dir, huge)
+    weights = load_file(huge / "model.safetensors")
+    kept = {name: tensor for name, tensor in weights.items() if "word_embeddings" not in name}
+    save_file(kept, huge / "model.safetensors", metadata={"format": "pt"})
+    config = json.loads((huge / "config.json").read_text())
+    config["vocab_size"] = 2**37
+    (huge / "config.json").write_text(json.dumps(config))
+    write_job(opt_ml, tiny_hyperparameters(huge), train_rows=train_rows)
+    assert main(["train"]) == 1
+    reason = failure_of(opt_ml)
+    assert reason.startswith("OutOfMemory: the job ran out of host memory. Lower batch_size")
+    assert_no_model(opt_ml)
 
 
 def test_pretrained_channel_without_a_model(opt_ml: Path, tiny_model_dir: Path, train_rows: bytes):
