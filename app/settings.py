@@ -55,12 +55,20 @@ class Settings(BaseSettings):
         description="CPU threads per worker; 0: CPUs / workers - 1.",
     )
     max_batch_size: int = Field(
-        default=0, ge=0, le=4096, description="Texts per model call; 0: 16 on CPU, 64 on GPU."
+        default=0, ge=0, le=4096, description="Most texts per model call; 0: 64."
     )
     max_batch_tokens: int = Field(
         default=16384,
         ge=2,
         description="Padded tokens per model call (batch size x longest sequence).",
+    )
+    call_overhead_tokens: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "What one model call costs beyond its tokens, in tokens; the batcher weighs it "
+            "against padding when it cuts batches. Unset: measured at start-up."
+        ),
     )
     max_wait_ms: float = Field(
         default=5.0,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from app.batching import Batcher
+from app.batching import Batcher, cut_sorted
 from app.errors import DeadlineExceededError, NotReadyError, OverloadedError
 
 
@@ -70,7 +73,7 @@ def test_token_budget_limits_padded_batch_size() -> None:
         batcher = make_batcher(backend, max_batch_size=100, max_batch_tokens=30)
         batcher.start()
         await batcher.run(sequences([10] * 7), deadline())
-        assert [len(batch) for batch in backend.batches] == [3, 3, 1]
+        assert sorted(len(batch) for batch in backend.batches) == [1, 3, 3]
         await batcher.stop()
 
     asyncio.run(scenario())
@@ -116,9 +119,10 @@ def test_full_queue_is_refused_at_once_and_cancelled_texts_are_skipped() -> None
         await asyncio.sleep(0.05)  # the consumer took it: the model is now busy with it
         waiting = asyncio.create_task(batcher.run(sequences([2] * 4, start=200), deadline()))
         await asyncio.sleep(0.01)
+        # One text is already handed to the model thread, next after the running batch.
+        assert batcher.depth == 3
         with pytest.raises(OverloadedError):
-            batcher.submit(sequences([2]), deadline())
-        assert batcher.depth == 4
+            batcher.submit(sequences([2, 2]), deadline())
         waiting.cancel()  # the client went away
         await asyncio.sleep(0.01)
         assert batcher.depth == 0
@@ -173,3 +177,54 @@ def test_stop_drains_the_queue_then_refuses() -> None:
         assert [len((await job).future.result()) for job in jobs] == [3, 3, 3]
 
     asyncio.run(scenario())
+
+
+def test_cuts_weigh_padding_against_the_cost_of_a_call() -> None:
+    lengths = [5] * 8 + [30] * 8
+    limits = {"max_batch_size": 16, "max_batch_tokens": 10_000}
+    # A call costs 20 tokens: two calls (40 + 8x5 + 8x30 = 320) beat one padded (20 + 16x30).
+    assert cut_sorted(lengths, call_overhead_tokens=20, **limits) == [(0, 8), (8, 16)]
+    # A call costs 1000 (a GPU): one batch (1480) beats two (2280).
+    assert cut_sorted(lengths, call_overhead_tokens=1000, **limits) == [(0, 16)]
+    # The limits still hold whatever the overhead: the fewest batches of at most 5.
+    capped = cut_sorted(
+        lengths, call_overhead_tokens=1e6, max_batch_size=5, max_batch_tokens=10_000
+    )
+    assert len(capped) == 4 and all(end - start <= 5 for start, end in capped)
+
+
+def _cost(lengths: list[int], cuts: list[tuple[int, int]], overhead: float) -> float:
+    return sum(overhead + (end - start) * lengths[end - 1] for start, end in cuts)
+
+
+@given(
+    lengths=st.lists(st.integers(1, 40), min_size=1, max_size=9).map(sorted),
+    overhead=st.sampled_from([0.0, 3.0, 30.0, 1e6]),
+    max_batch_size=st.integers(1, 9),
+)
+def test_cuts_are_the_cheapest_valid_ones(
+    lengths: list[int], overhead: float, max_batch_size: int
+) -> None:
+    budget = 60
+    cuts = cut_sorted(
+        lengths,
+        max_batch_size=max_batch_size,
+        max_batch_tokens=budget,
+        call_overhead_tokens=overhead,
+    )
+    assert cuts[0][0] == 0 and cuts[-1][1] == len(lengths)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(cuts))
+
+    def valid(start: int, end: int) -> bool:
+        size = end - start
+        return size == 1 or (size <= max_batch_size and size * lengths[end - 1] <= budget)
+
+    assert all(valid(start, end) for start, end in cuts)
+    # Against every way of cutting the list (2^(n-1) of them).
+    best = float("inf")
+    for mask in range(2 ** (len(lengths) - 1)):
+        bounds = [0] + [i + 1 for i in range(len(lengths) - 1) if mask >> i & 1] + [len(lengths)]
+        candidate = list(itertools.pairwise(bounds))
+        if all(valid(start, end) for start, end in candidate):
+            best = min(best, _cost(lengths, candidate, overhead))
+    assert _cost(lengths, cuts, overhead) == pytest.approx(best)
