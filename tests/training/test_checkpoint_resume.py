@@ -93,3 +93,29 @@ def test_sigterm_checkpoint_and_resume_match_an_uninterrupted_run(
     for definition in METRIC_DEFINITIONS:
         if definition["Name"] != "baseline:test_macro_f1":
             assert re.search(definition["Regex"], reference_log), definition["Name"]
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_two_process_job_checkpoints_and_the_restart_finishes(
+    tmp_path: Path, tiny_model_dir: Path, train_rows: bytes
+):
+    """SageMaker signals the launcher (the container's main process); torchrun passes the
+    signal to both workers, they agree to stop at the same step, rank 0 checkpoints."""
+    hp = resume_hyperparameters(tiny_model_dir) | {"num_processes": 2}
+    base = write_job(tmp_path / "job", hp, train_rows=train_rows)
+    code, output = interrupt_after_step(base, SIGNAL_AFTER_STEP)
+    assert code != 0, output
+    assert "launching 2 processes" in output
+    assert "stopped by SIGTERM" in (base / "output" / "failure").read_text(), output
+    assert not (base / "model" / "artifact.json").exists()
+    checkpoints = sorted((base / "checkpoints").glob("step-*"))
+    assert checkpoints and all((c / "manifest.json").is_file() for c in checkpoints), output
+    stopped_at = int(checkpoints[-1].name.removeprefix("step-"))
+    assert stopped_at >= SIGNAL_AFTER_STEP
+
+    again = run_training(base, timeout=180)
+    log = again.stdout + again.stderr
+    assert again.returncode == 0, log
+    assert f"resumed from {checkpoints[-1]}" in log
+    assert (base / "model" / "artifact.json").is_file()
+    assert not (base / "output" / "failure").exists()
