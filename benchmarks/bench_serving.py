@@ -256,6 +256,38 @@ def drive(port: int, texts: Sequence[str], concurrency: int, seconds: float) -> 
     return asyncio.run(_drive(port, bodies, concurrency, seconds))
 
 
+def model_counters(port: int) -> dict[str, float]:
+    """The server's batch counters from ``/metrics`` (model seconds, batches, texts)."""
+    wanted = {
+        "serving_model_duration_seconds_sum": "model_seconds",
+        "serving_batch_size_count": "batches",
+        "serving_batch_size_sum": "texts",
+    }
+    counters = dict.fromkeys(wanted.values(), 0.0)
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            counters[wanted[name]] = float(value)
+    return counters
+
+
+def drive_server(
+    port: int, texts: Sequence[str], concurrency: int, seconds: float
+) -> dict[str, Any]:
+    """``drive``, plus what the model did meanwhile: the share of wall time the model thread
+    was busy, texts per batch, and the model's own rate inside the server (warm-up included,
+    so the figures cover a little more than the measured window)."""
+    before, started = model_counters(port), time.perf_counter()
+    result = drive(port, texts, concurrency, seconds)
+    after, wall = model_counters(port), time.perf_counter() - started
+    delta = {key: after[key] - before[key] for key in after}
+    if delta["batches"] and delta["model_seconds"]:
+        result["model_busy_share"] = round(delta["model_seconds"] / wall, 3)
+        result["mean_batch"] = round(delta["texts"] / delta["batches"], 1)
+        result["model_texts_per_busy_s"] = round(delta["texts"] / delta["model_seconds"], 1)
+    return result
+
+
 # ---------------------------------------------------------------- model-only and compute
 
 
@@ -274,6 +306,8 @@ def model_only(
     with torch.inference_mode():
         for size in batch_sizes:
             batches = [ids[i : i + size] for i in range(0, len(ids), size)]
+            # Batches in random order: the time cap must not keep only the shortest texts.
+            random.Random(0).shuffle(batches)
             started = time.perf_counter()
             done = 0
             for batch in batches:
@@ -283,6 +317,47 @@ def model_only(
                 if time.perf_counter() - started > 8:
                     break
             results[str(size)] = round(done / (time.perf_counter() - started), 1)
+    return results
+
+
+def window_ceiling(
+    base: Path, texts: Sequence[str], windows: Sequence[int], threads: int
+) -> dict[str, Any]:
+    """What the server's own model path could do if HTTP and queueing cost nothing: random
+    windows of ``window`` texts (all a server sees at concurrency ``window`` with one text per
+    request), each sorted and cut into batches as the batcher cuts them, through the same
+    ``Classifier`` (same threads, same measured call overhead)."""
+    from app.batching import cut_sorted
+    from app.model import load_classifier
+    from app.settings import Settings
+
+    settings = Settings(base_dir=base, torch_threads=threads)
+    classifier = load_classifier(settings)
+    ids = classifier.tokenize(list(texts))
+    random.Random(0).shuffle(ids)
+    results: dict[str, Any] = {"call_overhead_tokens": round(classifier.call_overhead_tokens, 1)}
+    for window in windows:
+        done, padded, calls = 0, 0, 0
+        started = time.perf_counter()
+        for start in range(0, len(ids) - window + 1, window):
+            batch = sorted(ids[start : start + window], key=len)
+            for first, end in cut_sorted(
+                [len(x) for x in batch],
+                max_batch_size=64,
+                max_batch_tokens=settings.max_batch_tokens,
+                call_overhead_tokens=classifier.call_overhead_tokens,
+            ):
+                classifier.predict(batch[first:end])
+                padded += (end - first) * len(batch[end - 1])
+                calls += 1
+            done += window
+            if time.perf_counter() - started > 8:
+                break
+        results[str(window)] = {
+            "texts_per_s": round(done / (time.perf_counter() - started), 1),
+            "texts_per_call": round(done / calls, 1),
+            "padded_tokens_per_text": round(padded / done, 1),
+        }
     return results
 
 
@@ -342,6 +417,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report["threads"] = args.threads
     if not args.skip_model_only:
         report["model_only_texts_per_s_before"] = model_only(model_dir, texts, sizes, args.threads)
+        report["window_ceiling_before"] = window_ceiling(base, texts, (8, 32, 128), args.threads)
         report["compute_limit"] = compute_limit(model_dir, texts)
     print(json.dumps(report, indent=1), flush=True)
 
@@ -354,7 +430,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         # Interleaved level by level, so both see the same (shared, drifting) machine.
         for concurrency in args.concurrency:
-            result = drive(server.port, texts, concurrency, args.seconds)
+            result = drive_server(server.port, texts, concurrency, args.seconds)
             print("server  ", result, flush=True)
             report["server"].append(result)
             if baseline is not None:
@@ -368,6 +444,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             baseline.stop()
     if not args.skip_model_only:
         report["model_only_texts_per_s_after"] = model_only(model_dir, texts, sizes, args.threads)
+        report["window_ceiling_after"] = window_ceiling(base, texts, (8, 32, 128), args.threads)
     report["load_average_at_end"] = os.getloadavg()
     return report
 
