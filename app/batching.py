@@ -196,9 +196,7 @@ class Batcher:
             # One batch waits behind the running one, so the model thread goes straight on to
             # it instead of idling while the event loop delivers results and forms the next.
             while ready and len(running) < _PIPELINE_DEPTH:
-                launched = self._launch(loop, ready.popleft())
-                if launched is not None:
-                    running.append(launched)
+                running.append(self._launch(loop, ready.popleft()))
             if running and (len(running) == _PIPELINE_DEPTH or running[0].future.done()):
                 await self._finish(running.popleft())
                 continue
@@ -263,11 +261,8 @@ class Batcher:
         )
         return [live[start:end] for start, end in cuts]
 
-    def _launch(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> _Launched | None:
-        """Hand a batch to the model thread; items whose request ended meanwhile stay out."""
-        batch = [item for item in batch if not item.job.done]
-        if not batch:
-            return None
+    def _launch(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> _Launched:
+        """Hand a batch to the model thread (which drops the items whose request ended)."""
         future = loop.run_in_executor(self._executor, _run_on_model_thread, self._backend, batch)
         future.add_done_callback(lambda _: self._wakeup.set())
         return _Launched(batch, future)

@@ -71,11 +71,7 @@ class Engine:
             classifier,
             max_batch_size=batch_size(settings),
             max_batch_tokens=settings.max_batch_tokens,
-            call_overhead_tokens=(
-                classifier.call_overhead_tokens
-                if settings.call_overhead_tokens is None
-                else settings.call_overhead_tokens
-            ),
+            call_overhead_tokens=classifier.call_overhead_tokens,
             max_wait_s=settings.max_wait_ms / 1000,
             capacity=settings.queue_size,
             retry_after_s=settings.retry_after_s,

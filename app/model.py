@@ -49,7 +49,7 @@ class Classifier:
         self._pad_id = int(pad_id) if pad_id is not None else 0
         # Tensor cores want multiples of 8; on CPU padding would only cost compute.
         self._pad_multiple = 8 if device.type == "cuda" else 1
-        # What one call costs beyond its tokens, in tokens (measured by warm_up).
+        # What one call costs beyond its tokens, in tokens (set by load_classifier).
         self.call_overhead_tokens = 0.0
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -85,17 +85,17 @@ class Classifier:
         return probabilities
 
     def warm_up(self, batch_size: int) -> None:
-        """Run the shapes serving will see once, so the first request pays no start-up cost,
-        then measure the call overhead from a small and a larger batch."""
-        ids = self.tokenize(["warm up the model before the first request"])[0]
+        """Run the shapes serving will see once, so the first request pays no start-up cost."""
+        ids = self._warm_up_ids()
         for size in sorted({1, min(batch_size, 8), batch_size}):
             self.predict([ids] * size)
-        self.call_overhead_tokens = self._measure_call_overhead(ids, max(2, min(batch_size, 16)))
 
-    def _measure_call_overhead(self, ids: Sequence[int], size: int) -> float:
-        """Fit time = overhead + per_token x tokens through a 1-text and a ``size``-text call
+    def measure_call_overhead(self, batch_size: int) -> float:
+        """Fit time = overhead + per_token x tokens through a 1-text and a larger call
         (median of 3 each); the overhead in tokens is what the batcher weighs against padding.
         On a GPU it comes out large (small batches are nearly free), on a CPU a few dozen."""
+        ids = self._warm_up_ids()
+        size = max(2, min(batch_size, 16))
 
         def seconds(batch: list[Sequence[int]]) -> float:
             times = []
@@ -110,6 +110,9 @@ class Classifier:
         if per_token <= 0:  # timer noise on an idle accelerator: batches are free
             return 1e6
         return min(1e6, max(0.0, one / per_token - len(ids)))
+
+    def _warm_up_ids(self) -> list[int]:
+        return self.tokenize(["warm up the model before the first request"])[0]
 
 
 def batch_size(settings: Settings) -> int:
@@ -150,6 +153,11 @@ def load_classifier(settings: Settings) -> Classifier:
     model = model.to(device=device, dtype=dtype).eval()
     classifier = Classifier(model, tokenizer, info.labels, info.max_length, device, threads)
     classifier.warm_up(batch_size(settings))
+    classifier.call_overhead_tokens = (
+        classifier.measure_call_overhead(batch_size(settings))
+        if settings.call_overhead_tokens is None
+        else settings.call_overhead_tokens
+    )
     logger.info(
         "model loaded",
         extra={
