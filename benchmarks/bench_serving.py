@@ -136,6 +136,13 @@ class Server:
         return int(line.split()[1]) / 1024
 
 
+def server_env(args: argparse.Namespace) -> dict[str, str]:
+    pairs = [item.partition("=") for item in args.server_env]
+    if any(not name or not sep for name, sep, _ in pairs):
+        raise SystemExit(f"--server-env takes NAME=VALUE, got {args.server_env}")
+    return {name: value for name, _, value in pairs}
+
+
 def start_model_server(base: Path, log: Path, **settings: str) -> Server:
     port = free_port()
     env = offline_env(SAGEMAKER_BASE_DIR=str(base), SAGEMAKER_BIND_TO_PORT=str(port), **settings)
@@ -423,6 +430,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     settings = {f"SERVE_{k.upper()}": str(v) for k, v in (args.setting or [])}
     settings.setdefault("SERVE_TORCH_THREADS", str(args.threads))
+    settings.update(server_env(args))
     server = start_model_server(base, work / "server.log", **settings)
     baseline = None
     if not args.skip_baseline:
@@ -454,7 +462,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.work)
     base = work / "opt_ml"
     build_minilm_artifact(base / "model")
-    server = start_model_server(base, work / "soak.log")
+    server = start_model_server(base, work / "soak.log", **server_env(args))
     samples: list[tuple[float, float]] = []
     stop = threading.Event()
 
@@ -504,6 +512,13 @@ def main(argv: list[str] | None = None) -> int:
     soak_p.add_argument("--minutes", type=float, default=10.0)
     soak_p.add_argument("--every", type=float, default=15.0, help="seconds between samples")
     for p in (run_p, soak_p):
+        p.add_argument(
+            "--server-env",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="an environment variable for the model server only, e.g. LD_PRELOAD=...",
+        )
         p.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "bench_serving"))
         p.add_argument("--out", help="write the JSON report here")
     base_p = sub.add_parser("baseline-server", help=argparse.SUPPRESS)

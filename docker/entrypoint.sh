@@ -15,7 +15,8 @@ log() {
     printf 'entrypoint: %s\n' "$*" >&2
 }
 
-# Both are overridable only so that tests can point them at fixtures.
+# These (and JEMALLOC_LIBRARY below) are overridable only so that tests can point them at
+# fixtures.
 CUDA_COMPAT_DIR="${CUDA_COMPAT_DIR:-/usr/local/cuda/compat}"
 NVIDIA_DRIVER_VERSION_FILE="${NVIDIA_DRIVER_VERSION_FILE:-/proc/driver/nvidia/version}"
 
@@ -48,6 +49,31 @@ enable_cuda_compat() {
     fi
 }
 
+# The model server runs with jemalloc, which the serving images install: with glibc's malloc
+# the resident memory of a busy server creeps up (batches of many shapes fragment the heap),
+# with jemalloc it stays flat and the server is faster (docs/benchmarks.md, "Memory").
+# SERVE_ALLOCATOR=glibc keeps glibc's malloc.
+preload_jemalloc() {
+    local allocator="${SERVE_ALLOCATOR:-jemalloc}"
+    case "${allocator}" in
+        glibc)
+            return 0
+            ;;
+        jemalloc) ;;
+        *)
+            log "SERVE_ALLOCATOR must be jemalloc or glibc, not '${allocator}'"
+            exit 2
+            ;;
+    esac
+    local library="${JEMALLOC_LIBRARY:-/usr/lib/$(uname -m)-linux-gnu/libjemalloc.so.2}"
+    if [ -e "${library}" ]; then
+        export LD_PRELOAD="${library}${LD_PRELOAD:+:${LD_PRELOAD}}"
+        log "model server with jemalloc (${library})"
+    else
+        log "jemalloc not found at ${library}: glibc's malloc it is"
+    fi
+}
+
 usage() {
     log "usage: entrypoint [train|serve] (no argument means train)"
 }
@@ -64,6 +90,7 @@ main() {
             ;;
         serve)
             enable_cuda_compat
+            preload_jemalloc
             exec python -m app "$@"
             ;;
         -h | --help)

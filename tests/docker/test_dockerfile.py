@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker.support import DOCKERFILE, REPO_ROOT, Image, logical_lines, parse_dockerfile
+from tests.docker.support import (
+    DOCKERFILE,
+    REPO_ROOT,
+    Image,
+    logical_lines,
+    parse_dockerfile,
+    stage_chain,
+)
 
 SAGEMAKER_TARGETS = ("train", "serve", "serve-cpu")
 SERVING_TARGETS = ("serve", "serve-cpu")
@@ -93,6 +100,16 @@ def test_serving_images_follow_the_hosting_contract(target: str) -> None:
     copied = {source for source, _ in image.copies}
     assert {"app", "model_artifact"} <= copied
     assert "training" not in copied
+
+
+@pytest.mark.parametrize("target", SERVING_TARGETS)
+def test_serving_images_install_the_jemalloc_the_entrypoint_preloads(target: str) -> None:
+    chain = [stage.name for stage in stage_chain(parse_dockerfile(), target)]
+    installs = [line for name in chain for line in stage_lines(name) if "apt-get install" in line]
+    assert any(re.search(r"\blibjemalloc2\b", line) for line in installs), installs
+    # Debian's and Ubuntu's libjemalloc2 put the library at this multiarch path.
+    script = (REPO_ROOT / "docker" / "entrypoint.sh").read_text()
+    assert "/usr/lib/$(uname -m)-linux-gnu/libjemalloc.so.2" in script
 
 
 def test_the_training_image_carries_the_training_code() -> None:

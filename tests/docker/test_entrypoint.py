@@ -23,7 +23,7 @@ from tests.docker.support import Image
 # The fake interpreter of the dispatch tests: it records how it was started, then exits 0.
 FAKE_PYTHON = """#!/bin/sh
 { printf 'ARGV'; printf ' %s' "$@"; printf '\\n'; printf 'LD_LIBRARY_PATH=%s\\n' \\
-  "${LD_LIBRARY_PATH:-}"; } > "$FAKE_PYTHON_RECORD"
+  "${LD_LIBRARY_PATH:-}"; printf 'LD_PRELOAD=%s\\n' "${LD_PRELOAD:-}"; } > "$FAKE_PYTHON_RECORD"
 """
 
 
@@ -134,6 +134,57 @@ def test_no_compat_package_no_change(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert seen["LD_LIBRARY_PATH"] == ""
+
+
+def fake_jemalloc(tmp_path: Path) -> Path:
+    """Where the test says jemalloc is; the loader skips a preload that is not a library."""
+    library = tmp_path / "libjemalloc.so.2"
+    library.write_bytes(b"")
+    return library
+
+
+@pytest.mark.parametrize("target", ["serve", "serve-cpu"])
+def test_the_server_runs_with_jemalloc(tmp_path: Path, target: str) -> None:
+    library = fake_jemalloc(tmp_path)
+    result, seen = run_with_fake_python(
+        tmp_path, target, "serve", JEMALLOC_LIBRARY=str(library), LD_PRELOAD="/other.so"
+    )
+    assert result.returncode == 0, result.stderr
+    assert seen["LD_PRELOAD"] == f"{library}:/other.so"
+    assert f"model server with jemalloc ({library})" in result.stderr
+
+
+def test_training_keeps_glibc_malloc(tmp_path: Path) -> None:
+    library = fake_jemalloc(tmp_path)
+    result, seen = run_with_fake_python(tmp_path, "train", "train", JEMALLOC_LIBRARY=str(library))
+    assert result.returncode == 0, result.stderr
+    assert seen["LD_PRELOAD"] == ""
+
+
+def test_serve_allocator_glibc_opts_out(tmp_path: Path) -> None:
+    library = fake_jemalloc(tmp_path)
+    result, seen = run_with_fake_python(
+        tmp_path, "serve", "serve", JEMALLOC_LIBRARY=str(library), SERVE_ALLOCATOR="glibc"
+    )
+    assert result.returncode == 0, result.stderr
+    assert seen["LD_PRELOAD"] == ""
+
+
+def test_a_missing_jemalloc_is_reported_not_fatal(tmp_path: Path) -> None:
+    absent = tmp_path / "absent.so"
+    result, seen = run_with_fake_python(
+        tmp_path, "serve-cpu", "serve", JEMALLOC_LIBRARY=str(absent)
+    )
+    assert result.returncode == 0, result.stderr
+    assert seen["LD_PRELOAD"] == ""
+    assert f"jemalloc not found at {absent}" in result.stderr
+
+
+def test_an_unknown_allocator_is_refused(tmp_path: Path) -> None:
+    result, seen = run_with_fake_python(tmp_path, "serve", "serve", SERVE_ALLOCATOR="tcmalloc")
+    assert result.returncode == 2
+    assert "SERVE_ALLOCATOR must be jemalloc or glibc, not 'tcmalloc'" in result.stderr
+    assert seen == {}
 
 
 # -- the real thing ---------------------------------------------------------------------------
