@@ -269,6 +269,7 @@ def model_counters(port: int) -> dict[str, float]:
         "serving_model_duration_seconds_sum": "model_seconds",
         "serving_batch_size_count": "batches",
         "serving_batch_size_sum": "texts",
+        "serving_padded_tokens_total": "padded_tokens",
     }
     counters = dict.fromkeys(wanted.values(), 0.0)
     for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines():
@@ -282,8 +283,8 @@ def drive_server(
     port: int, texts: Sequence[str], concurrency: int, seconds: float
 ) -> dict[str, Any]:
     """``drive``, plus what the model did meanwhile: the share of wall time the model thread
-    was busy, texts per batch, and the model's own rate inside the server (warm-up included,
-    so the figures cover a little more than the measured window)."""
+    was busy, texts per batch, padded tokens per text, and the model's own rate inside the
+    server (warm-up included, so the figures cover a little more than the measured window)."""
     before, started = model_counters(port), time.perf_counter()
     result = drive(port, texts, concurrency, seconds)
     after, wall = model_counters(port), time.perf_counter() - started
@@ -292,6 +293,7 @@ def drive_server(
         result["model_busy_share"] = round(delta["model_seconds"] / wall, 3)
         result["mean_batch"] = round(delta["texts"] / delta["batches"], 1)
         result["model_texts_per_busy_s"] = round(delta["texts"] / delta["model_seconds"], 1)
+        result["padded_tokens_per_text"] = round(delta["padded_tokens"] / delta["texts"], 1)
     return result
 
 
