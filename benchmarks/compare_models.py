@@ -22,24 +22,29 @@ import numpy as np
 
 
 def predict_artifact(model_dir: Path, texts: Sequence[str], batch_size: int) -> list[str]:
-    """Labels from the artifact, through length-sorted batches (the order is restored)."""
+    """Labels from the artifact, predicted as the training job predicts its test split (fp32,
+    on the CPU, length-sorted batches, in the texts' order)."""
     import torch
 
     from model_artifact import load_artifact
+    from training.batching import encode
+    from training.distributed import DistContext
+    from training.evaluate import predict
+    from training.precision import Precision
 
     model, tokenizer, info = load_artifact(model_dir)
-    model.eval()
-    ids = tokenizer(list(texts), truncation=True, max_length=info.max_length)["input_ids"]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    predicted: list[str] = [""] * len(ids)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            padded = tokenizer.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt")
-            best = model(**padded).logits.argmax(dim=-1).tolist()
-            for row, label_index in zip(rows, best, strict=True):
-                predicted[row] = info.labels[label_index]
-    return predicted
+    # The labels only feed a loss that is not reported here.
+    split = encode(texts, [0] * len(texts), tokenizer, info.max_length)
+    cpu = torch.device("cpu")
+    predictions = predict(
+        model,
+        split,
+        batch_size=batch_size,
+        pad_token_id=int(tokenizer.pad_token_id or 0),
+        precision=Precision("fp32", cpu.type),
+        ctx=DistContext(rank=0, local_rank=0, world_size=1, device=cpu),
+    )
+    return [info.labels[label_id] for label_id in predictions.label_ids]
 
 
 def macro_f1(confusion: np.ndarray) -> np.ndarray:

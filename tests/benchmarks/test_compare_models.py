@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
-from benchmarks.compare_models import compare
+from app.model import load_classifier
+from app.settings import Settings
+from benchmarks.bench_serving import build_minilm_artifact
+from benchmarks.compare_models import compare, predict_artifact
+from tests.conftest import SAMPLE_DATA
+from training.data import load_input
 from training.metrics import classification_report
 
 LABELS = ["business", "entertainment", "health", "science_and_technology"]
@@ -38,3 +44,18 @@ def test_identical_predictions_give_a_zero_interval() -> None:
     assert report["difference"] == 0
     assert report["difference_95ci_story_bootstrap"] == [0, 0]
     assert report["share_of_resamples_model_ahead"] == 0
+
+
+def test_the_artifact_predicts_as_the_server_does(tmp_path: Path) -> None:
+    # The pretrained encoder with a random head gives texts different labels (a random tiny
+    # model gives them all one), so the order of the answers is checked too.
+    model_dir = build_minilm_artifact(tmp_path / "model", max_length=32)
+    splits, _ = load_input(SAMPLE_DATA, seed=0)
+    texts = [*(example.text for example in splits.test[:200]), "x " * 300]  # one truncated
+    predicted = predict_artifact(model_dir, texts, batch_size=32)
+
+    classifier = load_classifier(Settings(base_dir=tmp_path, call_overhead_tokens=0))
+    scores = classifier.predict(classifier.tokenize(texts))
+    expected = [classifier.labels[row.index(max(row))] for row in scores]
+    assert len(set(expected)) > 1
+    assert predicted == expected
