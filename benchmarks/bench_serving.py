@@ -337,7 +337,7 @@ def window_ceiling(
     request), each sorted and cut into batches as the batcher cuts them, through the same
     ``Classifier`` (same threads, same measured call overhead)."""
     from app.batching import cut_sorted
-    from app.model import load_classifier
+    from app.model import batch_size, load_classifier
     from app.settings import Settings
 
     settings = Settings(base_dir=base, torch_threads=threads)
@@ -352,7 +352,7 @@ def window_ceiling(
             batch = sorted(ids[start : start + window], key=len)
             for first, end in cut_sorted(
                 [len(x) for x in batch],
-                max_batch_size=64,
+                max_batch_size=batch_size(settings),
                 max_batch_tokens=settings.max_batch_tokens,
                 call_overhead_tokens=classifier.call_overhead_tokens,
             ):
