@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Where the model runs; auto picks cuda when available."
     )
+    runtime: Literal["auto", "torch", "onnx"] = Field(
+        default="auto",
+        description="What runs the model: auto is ONNX Runtime on a CPU when the artifact has "
+        "model.onnx (and onnxruntime is installed), PyTorch otherwise.",
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="Model precision; auto is bf16 (or fp16) on GPU, fp32 on CPU."
     )
@@ -107,6 +112,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"SERVE_MAX_INSTANCES ({self.max_instances}) must not exceed "
                 f"SERVE_QUEUE_SIZE ({self.queue_size}): such a request could never be queued"
+            )
+        if self.runtime == "onnx" and (
+            self.device == "cuda" or self.dtype not in ("auto", "float32")
+        ):
+            raise ValueError(
+                "SERVE_RUNTIME=onnx runs the artifact's fp32 model.onnx on the CPU; it cannot "
+                f"be combined with SERVE_DEVICE={self.device} SERVE_DTYPE={self.dtype}"
             )
         return self
 

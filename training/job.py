@@ -296,8 +296,23 @@ def train_and_save(
         model.to("cpu")
         save_artifact(model, tokenizer, info, env.model_dir)
         log.info("model artifact written to %s", env.model_dir)
+        if hp.export_onnx:
+            _export_onnx(env.model_dir)
     barrier(ctx)
     return Outcome(interrupted=False, step=result.state.step)
+
+
+def _export_onnx(model_dir: Path) -> None:
+    """Add model.onnx to the finished artifact; without it the server runs PyTorch, so a
+    model the exporter cannot handle costs speed on CPUs, not the job."""
+    from model_artifact.onnx import OnnxExportError, export_onnx
+
+    try:
+        path = export_onnx(model_dir)
+    except OnnxExportError as exc:
+        log.warning("no model.onnx in the artifact (the server will run PyTorch): %s", exc)
+        return
+    log.info("ONNX copy of the model written to %s", path)
 
 
 # -- inputs -----------------------------------------------------------------------------------

@@ -355,9 +355,7 @@ def test_an_unexpected_failure_is_a_generic_500_logged_with_traceback(
 ) -> None:
     def exploding_loader(settings: Settings) -> Classifier:
         real = load_classifier(settings)
-        return ExplodingClassifier(
-            real.model, real.tokenizer, real.labels, real.max_length, real.device
-        )
+        return ExplodingClassifier(real.scorer, real.tokenizer, real.labels, real.max_length)
 
     app = create_app(tiny_settings(tiny_model_dir), loader=exploding_loader)
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -34,7 +34,16 @@ IMAGE_PROGRAM = "/opt/program"
 _KEPT_FROM_HOST = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ"})
 
 # Packages that only training (or the AWS tooling) needs: none may reach the serving image.
-TRAINING_ONLY = ("scikit-learn", "matplotlib", "pyarrow", "sagemaker", "boto3", "locust")
+TRAINING_ONLY = (
+    "scikit-learn",
+    "matplotlib",
+    "pyarrow",
+    "sagemaker",
+    "boto3",
+    "locust",
+    "onnx",
+    "onnxscript",
+)
 
 
 @dataclass

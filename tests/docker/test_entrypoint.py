@@ -190,15 +190,22 @@ def test_an_unknown_allocator_is_refused(tmp_path: Path) -> None:
 # -- the real thing ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
 def test_serve_answers_ping_and_invocations(
-    tmp_path: Path, tiny_model_dir: Path, serve_venv: Path
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    tiny_onnx_model_dir: Path,
+    serve_venv: Path,
+    runtime: str,
 ) -> None:
-    """`docker run IMAGE serve` with the serving image's dependencies only."""
+    """`docker run IMAGE serve` with the serving image's dependencies only, for an artifact
+    without and with model.onnx (which the server then runs with ONNX Runtime)."""
     image = Image.load("serve")
     program = image.lay_out_program(tmp_path / "program")
     base_dir = tmp_path / "opt_ml"
     base_dir.mkdir()
-    shutil.copytree(tiny_model_dir, base_dir / "model")  # what SageMaker unpacks there
+    artifact = tiny_onnx_model_dir if runtime == "onnx" else tiny_model_dir
+    shutil.copytree(artifact, base_dir / "model")  # what SageMaker unpacks there
     port = free_port()
     env = image.environment(serve_venv, program)
     env.update(SAGEMAKER_BASE_DIR=str(base_dir), SAGEMAKER_BIND_TO_PORT=str(port))
@@ -228,6 +235,7 @@ def test_serve_answers_ping_and_invocations(
     log_text = log_path.read_text()
     assert f"Started server process [{process.pid}]" in log_text
     assert "Application shutdown complete" in log_text
+    assert f'"runtime":"{runtime}"' in log_text
 
 
 def healthcheck_command(image: Image) -> list[str]:
@@ -316,3 +324,5 @@ def test_train_writes_a_model_artifact(
     info = json.loads((base_dir / "model" / "artifact.json").read_text())
     assert tuple(info["labels"]) == LABELS
     assert not (base_dir / "output" / "failure").exists()
+    # export_onnx defaults to true: the training image's packages export and check it.
+    assert (base_dir / "model" / "model.onnx").stat().st_size > 0

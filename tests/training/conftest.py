@@ -59,6 +59,7 @@ def tiny_hyperparameters(model_dir: Path, **overrides: Any) -> dict[str, Any]:
         "eda": False,
         "run_baseline": False,
         "misclassified_examples": 5,
+        "export_onnx": False,  # a few seconds each; the image test checks the export
     }
     values.update(overrides)
     return values

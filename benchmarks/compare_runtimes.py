@@ -1,0 +1,106 @@
+"""The accuracy change of the ONNX Runtime CPU path: an artifact's test split through the
+server's two runtimes (``app.model.load_classifier`` with ``runtime`` torch and onnx, fp32,
+the same batches), compared label by label and score by score.
+
+    .venv/bin/python benchmarks/compare_runtimes.py --input ../shared/data/newsCorpora.csv.xz \
+        --model /tmp/run200/model --out /tmp/runtimes.json
+
+The artifact needs ``model.onnx`` (``python -m model_artifact.onnx DIR`` adds it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def scores(model_dir: Path, runtime: str, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """Probabilities (texts x labels) in the texts' order, from length-sorted batches."""
+    from app.model import load_classifier
+    from app.settings import Settings
+
+    settings = Settings(
+        base_dir=model_dir.parent,
+        runtime=runtime,  # type: ignore[arg-type]
+        device="cpu",
+        call_overhead_tokens=0,
+    )
+    if settings.model_dir != model_dir:
+        raise SystemExit(f"--model must be a directory named 'model' (got {model_dir})")
+    classifier = load_classifier(settings)
+    ids = classifier.tokenize(texts)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    result = np.zeros((len(ids), len(classifier.labels)))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        result[chunk] = classifier.predict([ids[i] for i in chunk])
+    return result
+
+
+def agreement(
+    truth: Sequence[str], labels: Sequence[str], torch_scores: np.ndarray, onnx_scores: np.ndarray
+) -> dict[str, Any]:
+    from training.metrics import classification_report
+
+    torch_labels, onnx_labels = torch_scores.argmax(axis=1), onnx_scores.argmax(axis=1)
+    differ = np.flatnonzero(torch_labels != onnx_labels)
+    difference = np.abs(torch_scores - onnx_scores)
+    reports = {
+        name: classification_report(truth, [labels[i] for i in predicted], labels)
+        for name, predicted in (("torch", torch_labels), ("onnx", onnx_labels))
+    }
+    return {
+        "texts": len(truth),
+        "labels_that_differ": int(differ.size),
+        "largest_score_difference": float(difference.max()),
+        "mean_score_difference": float(difference.mean()),
+        # The texts whose labels differ, and how close their top two scores were.
+        "differing_top_two_margins": [
+            round(float(np.diff(np.sort(torch_scores[i])[-2:])[0]), 6) for i in differ[:20]
+        ],
+        "torch_macro_f1": round(reports["torch"]["macro_f1"], 6),
+        "onnx_macro_f1": round(reports["onnx"]["macro_f1"], 6),
+        "torch_accuracy": round(reports["torch"]["accuracy"], 6),
+        "onnx_accuracy": round(reports["onnx"]["accuracy"], 6),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", type=Path, required=True, help="raw UCI file or prepared dir")
+    parser.add_argument("--model", type=Path, required=True, help="artifact dir named 'model'")
+    parser.add_argument("--seed", type=int, default=42, help="the split seed the job used")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--out", type=Path, help="write the JSON report here")
+    args = parser.parse_args(argv)
+
+    from model_artifact import read_info
+    from training.data import load_input
+
+    labels = read_info(args.model).labels
+    splits, _ = load_input(args.input, seed=args.seed)
+    texts = [e.text for e in splits.test]
+    truth = [e.label for e in splits.test]
+    seconds = {}
+    results = {}
+    for runtime in ("torch", "onnx"):
+        started = time.perf_counter()
+        results[runtime] = scores(args.model, runtime, texts, args.batch_size)
+        seconds[runtime] = round(time.perf_counter() - started, 1)
+    report = agreement(truth, labels, results["torch"], results["onnx"]) | {"predict_s": seconds}
+    text = json.dumps(report, indent=1)
+    sys.stdout.write(text + "\n")
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

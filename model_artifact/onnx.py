@@ -1,0 +1,174 @@
+"""The artifact's ONNX copy of the model, which the server runs on CPUs with ONNX Runtime.
+
+``model.onnx`` is optional in an artifact. :func:`export_onnx` makes it from the artifact's
+own saved weights (so it can only describe the model beside it), with dynamic batch and
+sequence axes, checks it against PyTorch on batch shapes other than the one it was traced
+with, and only then renames it into place: a directory never holds a half-written or
+unchecked ``model.onnx``. The training job calls it after writing the artifact; for an
+artifact trained before, run::
+
+    python -m model_artifact.onnx /path/to/model
+
+Needs the ``onnx``, ``onnxscript`` and ``onnxruntime`` packages (the ``train`` extra); nothing
+is imported until it is called.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from model_artifact import ONNX_FILE, ArtifactError, load_artifact
+
+if TYPE_CHECKING:
+    import numpy as np
+
+logger = logging.getLogger("model_artifact.onnx")  # also when run with -m
+
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAME = "logits"
+# Largest |logit| difference between PyTorch and ONNX Runtime (both fp32) accepted at export.
+TOLERANCE = 1e-3
+
+_CHECK_TEXTS = (
+    "Stocks rally as the central bank holds rates",
+    "New vaccine trial shows promise",
+    "Actor wins award",
+)
+
+
+class OnnxExportError(ArtifactError):
+    """The model could not be exported to ONNX, or the export disagrees with PyTorch."""
+
+
+def export_onnx(model_dir: Path) -> Path:
+    """Write ``model_dir/model.onnx`` from the finished artifact in ``model_dir``; return it."""
+    started = time.monotonic()
+    try:
+        import onnxruntime  # noqa: F401  (checked before minutes of export, not after)
+        import torch
+    except ImportError as exc:
+        raise OnnxExportError(
+            f"exporting to ONNX needs onnx, onnxscript and onnxruntime ({exc}); install the "
+            "project's train extra"
+        ) from exc
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    model, tokenizer, info = load_artifact(model_dir)
+    model = model.float().eval()
+
+    class Logits(torch.nn.Module):  # type: ignore[misc]  # torch is not followed by mypy
+        """The classifier as the server calls it: two int64 inputs, one logits output."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.classifier = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            logits: torch.Tensor = self.classifier(
+                input_ids=input_ids, attention_mask=attention_mask
+            ).logits
+            return logits
+
+    sample = tokenizer(list(_CHECK_TEXTS[:2]), padding=True, truncation=True, return_tensors="pt")
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    sequence = torch.export.Dim("sequence", min=2, max=max(info.max_length, 3))
+    partial = model_dir / f".{ONNX_FILE}.partial"
+    exporter_log = logging.getLogger("torch.onnx")
+    exporter_level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # it warns about every torchvision op it skips
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False):
+            warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not ours
+            program = torch.onnx.export(
+                Logits(),
+                (sample["input_ids"], sample["attention_mask"]),
+                dynamo=True,
+                input_names=list(INPUT_NAMES),
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes={
+                    "input_ids": {0: batch, 1: sequence},
+                    "attention_mask": {0: batch, 1: sequence},
+                },
+                optimize=True,
+                verbose=False,
+            )
+            if program is None:  # only without dynamo; keeps the type checker honest
+                raise OnnxExportError("torch.onnx.export returned no program")
+            program.save(str(partial))
+        _check_against_torch(partial, model, tokenizer, info.max_length)
+        partial.replace(model_dir / ONNX_FILE)
+    except OnnxExportError:
+        raise
+    except Exception as exc:  # the exporter raises many types; all mean "no ONNX file"
+        raise OnnxExportError(f"cannot export {info.base_model} to ONNX: {exc}") from exc
+    finally:
+        exporter_log.setLevel(exporter_level)
+        partial.unlink(missing_ok=True)
+    logger.info(
+        "wrote %s (%.1f MiB, checked against PyTorch) in %.1f s",
+        model_dir / ONNX_FILE,
+        (model_dir / ONNX_FILE).stat().st_size / 2**20,
+        time.monotonic() - started,
+    )
+    return model_dir / ONNX_FILE
+
+
+def _check_against_torch(path: Path, model: object, tokenizer: object, max_length: int) -> None:
+    """Compare logits on shapes the export was not traced with (one text; three, longer)."""
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for texts in ([_CHECK_TEXTS[0]], [*_CHECK_TEXTS[1:], " ".join(_CHECK_TEXTS)]):
+        encoded = tokenizer(  # type: ignore[operator]
+            texts, padding=True, truncation=True, max_length=max_length, return_tensors="np"
+        )
+        feeds: dict[str, np.ndarray] = {
+            name: encoded[name].astype(np.int64) for name in INPUT_NAMES
+        }
+        onnx_logits = session.run([OUTPUT_NAME], feeds)[0]
+        with torch.inference_mode():
+            torch_logits = (
+                model(  # type: ignore[operator]
+                    **{name: torch.from_numpy(value) for name, value in feeds.items()}
+                )
+                .logits.float()
+                .numpy()
+            )
+        difference = float(np.abs(onnx_logits - torch_logits).max())
+        if onnx_logits.shape != torch_logits.shape or difference > TOLERANCE:
+            raise OnnxExportError(
+                f"the ONNX model disagrees with PyTorch on {len(texts)} text(s): "
+                f"shape {onnx_logits.shape} vs {torch_logits.shape}, "
+                f"largest logit difference {difference:.2e} (allowed {TOLERANCE:.0e})"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m model_artifact.onnx",
+        description="Add model.onnx (for the server's ONNX Runtime CPU path) to a model artifact.",
+    )
+    parser.add_argument("model_dir", type=Path, help="a finished artifact (holds artifact.json)")
+    args = parser.parse_args(argv)
+    # The exporter's own INFO lines (graph rewrites) are noise to someone adding a file.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logger.setLevel(logging.INFO)
+    try:
+        export_onnx(args.model_dir)
+    except ArtifactError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
