@@ -117,7 +117,6 @@ class Classifier:
         self.max_length = max_length
         pad_id = tokenizer.pad_token_id
         self._pad_id = int(pad_id) if pad_id is not None else 0
-        # Tensor cores want multiples of 8; on CPU padding would only cost compute.
         self._pad_multiple = pad_multiple
         # What one call costs beyond its tokens, in tokens (set by load_classifier).
         self.call_overhead_tokens = 0.0
@@ -253,6 +252,7 @@ def load_classifier(settings: Settings) -> Classifier:
         tokenizer,
         info.labels,
         info.max_length,
+        # Tensor cores want multiples of 8; on CPU padding would only cost compute.
         pad_multiple=8 if device.type == "cuda" else 1,
     )
     classifier.warm_up(batch_size(settings))

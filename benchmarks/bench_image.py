@@ -36,7 +36,16 @@ from packaging.utils import canonicalize_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LABELS = ("business", "entertainment", "health", "science_and_technology")
-TRAINING_ONLY = {"scikit-learn", "matplotlib", "pyarrow", "sagemaker", "boto3", "locust"}
+TRAINING_ONLY = {
+    "scikit-learn",
+    "matplotlib",
+    "pyarrow",
+    "sagemaker",
+    "boto3",
+    "locust",
+    "onnx",
+    "onnxscript",
+}
 
 
 def _load(name: str, path: Path) -> ModuleType:

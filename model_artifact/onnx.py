@@ -49,8 +49,9 @@ class OnnxExportError(ArtifactError):
 def export_onnx(model_dir: Path) -> Path:
     """Write ``model_dir/model.onnx`` from the finished artifact in ``model_dir``; return it."""
     started = time.monotonic()
-    try:
-        import onnxruntime  # noqa: F401  (checked before minutes of export, not after)
+    try:  # all three up front, rather than failing after the export's work
+        import onnxruntime  # noqa: F401  (the check against PyTorch)
+        import onnxscript  # noqa: F401  (the exporter)
         import torch
     except ImportError as exc:
         raise OnnxExportError(

@@ -2,7 +2,8 @@
 
 :func:`run` is what ``python -m training`` calls. Every failure ends in ``output/failure``
 (what went wrong and what to do) and a non-zero exit; the model directory is written only at
-the very end, all or nothing, by :func:`model_artifact.save_artifact`.
+the very end, all or nothing, by :func:`model_artifact.save_artifact`, and then gets its
+``model.onnx`` (``export_onnx``; a model that cannot be exported keeps the artifact without it).
 
 Exit codes: 0 done; 1 failed (reason in output/failure); 143 stopped by SIGTERM after a
 checkpoint (a restarted job resumes from it).
@@ -305,11 +306,12 @@ def train_and_save(
 def _export_onnx(model_dir: Path) -> None:
     """Add model.onnx to the finished artifact; without it the server runs PyTorch, so a
     model the exporter cannot handle costs speed on CPUs, not the job."""
-    from model_artifact.onnx import OnnxExportError, export_onnx
+    from model_artifact import ArtifactError
+    from model_artifact.onnx import export_onnx
 
     try:
         path = export_onnx(model_dir)
-    except OnnxExportError as exc:
+    except ArtifactError as exc:  # OnnxExportError included
         log.warning("no model.onnx in the artifact (the server will run PyTorch): %s", exc)
         return
     log.info("ONNX copy of the model written to %s", path)

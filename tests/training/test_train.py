@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from model_artifact import load_artifact
-from tests.conftest import LABELS
-from tests.training.conftest import tiny_hyperparameters, write_job
+from tests.conftest import LABELS, REPO_ROOT
+from tests.training.conftest import run_training, tiny_hyperparameters, write_job
 from training.__main__ import main
 
 
@@ -78,3 +79,28 @@ def test_a_good_run_leaves_an_artifact_and_reports(
     best = max(validations, key=lambda line: line["validation_macro_f1"])
     assert meta["metrics"]["validation_macro_f1"] == pytest.approx(best["validation_macro_f1"])
     assert summary["best_step"] == best["step"]
+
+
+@pytest.mark.slow
+def test_a_model_the_exporter_cannot_handle_still_leaves_its_artifact(
+    tmp_path: Path, tiny_model_dir: Path, train_rows: bytes
+):
+    # A module that refuses to import stands in for a missing or broken exporter: the job
+    # says why there is no model.onnx and succeeds; the server will run PyTorch.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "onnxscript.py").write_text('raise ImportError("no exporter here")\n')
+    base = write_job(
+        tmp_path / "opt_ml",
+        tiny_hyperparameters(tiny_model_dir, max_steps=2, epochs=1, export_onnx=True),
+        train_rows=train_rows,
+    )
+    result = run_training(base, PYTHONPATH=f"{shadow}{os.pathsep}{REPO_ROOT}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    model_dir = base / "model"
+    assert load_artifact(model_dir)[2].labels == LABELS
+    assert not (model_dir / "model.onnx").exists()
+    assert not [p.name for p in model_dir.iterdir() if p.name.startswith(".")]
+    assert "no model.onnx in the artifact (the server will run PyTorch)" in output
+    assert "no exporter here" in output
