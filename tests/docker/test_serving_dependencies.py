@@ -2,8 +2,8 @@
 
 The dependency set is resolved from the requirement lines the Dockerfile installs
 (docker/requirements.py) through the installed distributions' metadata, the same closure
-`pip install --dry-run --report` gives (50 distributions with torch, on 2026-11-23; see
-docs/containers.md). That the set still serves is shown by
+`pip install --dry-run --report` gives (50 distributions with torch on 2026-11-23; 53 with
+onnxruntime, see docs/containers.md). That the set still serves is shown by
 test_entrypoint.py::test_serve_answers_ping_and_invocations, which runs the server in a
 virtual environment holding exactly this set.
 """
