@@ -102,7 +102,9 @@ def export_onnx(model_dir: Path) -> Path:
             )
             if program is None:  # only without dynamo; keeps the type checker honest
                 raise OnnxExportError("torch.onnx.export returned no program")
-            program.save(str(partial))
+            # One self-contained file, so one rename publishes it; a model of 2 GB or more
+            # fails here (ONNX's protobuf limit) and is served with PyTorch.
+            program.save(str(partial), external_data=False)
         _check_against_torch(partial, model, tokenizer, info.max_length)
         partial.replace(model_dir / ONNX_FILE)
     except OnnxExportError:
