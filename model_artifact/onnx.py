@@ -81,9 +81,12 @@ def export_onnx(model_dir: Path) -> Path:
     batch = torch.export.Dim("batch", min=1, max=65536)
     sequence = torch.export.Dim("sequence", min=2, max=max(info.max_length, 3))
     partial = model_dir / f".{ONNX_FILE}.partial"
-    exporter_log = logging.getLogger("torch.onnx")
-    exporter_level = exporter_log.level
-    exporter_log.setLevel(logging.ERROR)  # it warns about every torchvision op it skips
+    # The exporter logs every graph rewrite at INFO (about 100 lines for BERT) and warns about
+    # each torchvision op it skips: the job's log keeps only our one line and real errors.
+    quiet = {"torch.onnx": logging.ERROR, "onnxscript": logging.WARNING, "onnx_ir": logging.WARNING}
+    levels = {name: logging.getLogger(name).level for name in quiet}
+    for name, level in quiet.items():
+        logging.getLogger(name).setLevel(level)
     try:
         with warnings.catch_warnings(), torch.inference_mode(False):
             warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not ours
@@ -112,7 +115,8 @@ def export_onnx(model_dir: Path) -> Path:
     except Exception as exc:  # the exporter raises many types; all mean "no ONNX file"
         raise OnnxExportError(f"cannot export {info.base_model} to ONNX: {exc}") from exc
     finally:
-        exporter_log.setLevel(exporter_level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
         partial.unlink(missing_ok=True)
     logger.info(
         "wrote %s (%.1f MiB, checked against PyTorch) in %.1f s",

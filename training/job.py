@@ -310,11 +310,9 @@ def _export_onnx(model_dir: Path) -> None:
     from model_artifact.onnx import export_onnx
 
     try:
-        path = export_onnx(model_dir)
+        export_onnx(model_dir)  # logs what it wrote
     except ArtifactError as exc:  # OnnxExportError included
         log.warning("no model.onnx in the artifact (the server will run PyTorch): %s", exc)
-        return
-    log.info("ONNX copy of the model written to %s", path)
 
 
 # -- inputs -----------------------------------------------------------------------------------
