@@ -142,3 +142,56 @@ def test_saving_a_new_artifact_drops_the_old_onnx_model(
     save_artifact(model, tokenizer, info, model_dir)
     assert not (model_dir / ONNX_FILE).exists()
     assert load_classifier(tiny_settings(model_dir)).runtime == "torch"
+
+
+def tiny_encoder(architecture: str, model_dir: Path) -> Path:
+    """A tiny random classifier of another architecture, with the suite's tokenizer."""
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        RobertaConfig,
+        RobertaForSequenceClassification,
+    )
+
+    from model_artifact import ArtifactInfo
+    from tests.conftest import LABELS, minilm_dir
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
+    labels = {"id2label": dict(enumerate(LABELS)), "label2id": {x: i for i, x in enumerate(LABELS)}}
+    # A wide initialisation, so scores differ from text to text (see build_tiny_artifact).
+    size = {
+        "vocab_size": tokenizer.vocab_size,
+        "num_labels": len(LABELS),
+        "initializer_range": 0.5,
+        **labels,
+    }
+    if architecture == "distilbert":  # the product's default base model
+        config = DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64, **size)
+        model = DistilBertForSequenceClassification(config)
+    else:
+        config = RobertaConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            pad_token_id=0,
+            **size,
+        )
+        model = RobertaForSequenceClassification(config)
+    info = ArtifactInfo(labels=LABELS, max_length=64, base_model=f"tiny-{architecture}")
+    save_artifact(model.eval(), tokenizer, info, model_dir)
+    return model_dir
+
+
+@pytest.mark.parametrize("architecture", ["distilbert", "roberta"])
+def test_other_encoders_export_and_score_like_torch(architecture: str, tmp_path: Path) -> None:
+    model_dir = tiny_encoder(architecture, tmp_path / "model")
+    assert export_main([str(model_dir)]) == 0
+    _, onnx_scores, onnx_logits = scores(model_dir, "onnx")
+    _, torch_scores, torch_logits = scores(model_dir, "torch")
+    np.testing.assert_allclose(onnx_scores, torch_scores, atol=1e-5)
+    np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-4)
+    assert np.ptp(torch_logits, axis=0).min() > 0.1
