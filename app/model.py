@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from model_artifact import ONNX_FILE, ArtifactError, load_artifact, load_tokenizer
+from model_artifact.onnx import INPUT_NAMES
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -84,18 +85,17 @@ class OnnxScorer:
             raise ArtifactError(f"ONNX Runtime cannot load {path}: {exc}") from exc
         inputs = {node.name for node in self.session.get_inputs()}
         outputs = self.session.get_outputs()
-        if inputs != {"input_ids", "attention_mask"} or outputs[0].shape[-1] != num_labels:
+        if inputs != set(INPUT_NAMES) or outputs[0].shape[-1] != num_labels:
             raise ArtifactError(
                 f"{path} takes {sorted(inputs)} and gives {outputs[0].shape}; the server needs "
-                f"input_ids and attention_mask in and {num_labels} logits per text out. "
+                f"{' and '.join(INPUT_NAMES)} in and {num_labels} logits per text out. "
                 "Re-export it with `python -m model_artifact.onnx`."
             )
         self._output = outputs[0].name
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        result: np.ndarray = self.session.run(
-            [self._output], {"input_ids": input_ids, "attention_mask": attention_mask}
-        )[0]
+        feeds = dict(zip(INPUT_NAMES, (input_ids, attention_mask), strict=True))
+        result: np.ndarray = self.session.run([self._output], feeds)[0]
         return result
 
 

@@ -38,16 +38,6 @@ from packaging.utils import canonicalize_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LABELS = ("business", "entertainment", "health", "science_and_technology")
-TRAINING_ONLY = {
-    "scikit-learn",
-    "matplotlib",
-    "pyarrow",
-    "sagemaker",
-    "boto3",
-    "locust",
-    "onnx",
-    "onnxscript",
-}
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -106,7 +96,9 @@ def measure_sizes() -> None:
                     "megabytes": round(folder_bytes(target) / 1e6, 1),
                     "torch_megabytes": round(folder_bytes(target / "torch") / 1e6, 1),
                     "distributions": len(names),
-                    "training_only_present": sorted(names & TRAINING_ONLY),
+                    "training_only_present": sorted(
+                        names & {canonicalize_name(n) for n in support.TRAINING_ONLY}
+                    ),
                     "install_seconds": round(time.monotonic() - started, 1),
                 }
             )

@@ -141,16 +141,14 @@ def load_artifact(
     model_dir: Path,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, ArtifactInfo]:
     """Load model, tokenizer and info from a finished artifact, never touching the network."""
-    info = read_info(model_dir)
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    tokenizer, info = load_tokenizer(model_dir)
+    from transformers import AutoModelForSequenceClassification
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"cannot load the model in {model_dir}: {exc}") from exc
     labels = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
     if labels != info.labels:
         raise ArtifactError(f"config.json labels {labels} differ from {INFO_FILE} {info.labels}")
-    tokenizer.model_max_length = info.max_length
     return model, tokenizer, info
