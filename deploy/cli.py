@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--endpoint-name")
     down.add_argument("--stack-name")
     down.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    down.add_argument("-y", "--yes", action="store_true", help="delete without asking first")
     return parser
 
 
@@ -299,11 +300,17 @@ def cmd_teardown(ctx: Context) -> int:
         ctx.write("nothing to delete")
         return 0
     dry_run = getattr(ctx.args, "dry_run", False)
+    for line in plan.kept:
+        ctx.write(f"keeping {line}")
     for line in plan.lines():
         ctx.write(f"{'would delete' if dry_run else 'deleting'} {line}")
-    if not dry_run:
-        teardown.execute_teardown(ctx.aws, ctx.settings, plan)
-        ctx.write("deleted")
+    if dry_run:
+        return 0
+    if not getattr(ctx.args, "yes", False) and not teardown.confirm(plan, ctx.stdin, sys.stderr):
+        ctx.write("nothing deleted")
+        return _fail(DeployError("teardown cancelled; pass --yes to delete without a prompt"))
+    teardown.execute_teardown(ctx.aws, ctx.settings, plan)
+    ctx.write("deleted")
     return 0
 
 

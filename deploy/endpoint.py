@@ -5,21 +5,32 @@ A new endpoint is created; an existing one is switched to the new config with
 ``update_endpoint``, which SageMaker runs blue/green: the new fleet is provisioned and
 health-checked before traffic moves, and the old one keeps serving until then. Nothing is
 deleted first. Old configs and models stay for a rollback until ``teardown``.
+
+An update keeps the variant's current instance count (``RetainAllVariantProperties``), so an
+endpoint that autoscaling has grown is not shrunk to ``InitialInstanceCount`` by a deploy.
+SageMaker rolls a failed update back and reports the endpoint ``InService`` on the old
+config with a ``FailureReason``; that is a failed deploy here, not a success.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Final, Literal, cast
 
 from botocore.exceptions import ClientError, WaiterError
 
-from deploy.errors import AwsError, DeployError, JobFailedError, error_code
+from deploy.errors import AwsError, ConfigError, DeployError, JobFailedError, error_code
+from deploy.names import timestamped_name
 
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
+    from mypy_boto3_application_autoscaling.type_defs import (
+        PutScalingPolicyRequestTypeDef,
+        ScalableTargetTypeDef,
+        ScalingPolicyTypeDef,
+    )
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sagemaker.literals import (
         ProductionVariantInferenceAmiVersionType,
@@ -52,8 +63,7 @@ def policy_name(endpoint_name: str) -> str:
 
 def resource_name(settings: DeploySettings, now: datetime | None = None) -> str:
     """``<endpoint>-YYYYmmdd-HHMMSS``, the name of one deploy's model and endpoint config."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-    return f"{settings.endpoint_name[: 63 - len(stamp) - 1]}-{stamp}"
+    return timestamped_name(settings.endpoint_name, now)
 
 
 def model_request(
@@ -126,7 +136,11 @@ def deploy_endpoint(
     poll_s: float = 30.0,
     now: datetime | None = None,
 ) -> DeployResult:
-    """Create or blue/green-update the endpoint, wait for it, then attach autoscaling."""
+    """Create or blue/green-update the endpoint, wait for it, then attach autoscaling.
+
+    A failed or rolled-back update raises ``JobFailedError`` with SageMaker's reason, and
+    the scaling the endpoint had before is registered again on the fleet still serving.
+    """
     endpoint = settings.endpoint_name
     existing = describe_endpoint(sagemaker, endpoint)
     if existing is not None and existing["EndpointStatus"] in BUSY_STATUSES:
@@ -139,7 +153,18 @@ def deploy_endpoint(
             f"endpoint {endpoint} is Failed ({existing.get('FailureReason', 'no reason given')}); "
             "run `python -m deploy teardown` and deploy again"
         )
+    detached: ScalingSnapshot | None = None
+    if existing is not None and _instance_type_changes(sagemaker, existing, settings.instance_type):
+        # Application Auto Scaling refuses an update that changes a scaled variant's
+        # instance type: scaling is removed for the update and registered again after it.
+        detached = snapshot_autoscaling(autoscaling, endpoint)
+        if detached.targets and not wait:
+            raise ConfigError(
+                f"endpoint {endpoint} is autoscaled and the instance type changes: scaling is "
+                "detached during such an update, so deploy without --no-wait"
+            )
     name = resource_name(settings, now)
+    removed: ScalingSnapshot | None = None  # what to register again if the update fails
     try:
         sagemaker.create_model(
             **model_request(settings, name=name, image_uri=image_uri, model_data=model_data)
@@ -155,18 +180,30 @@ def deploy_endpoint(
                 Tags=[{"Key": "project", "Value": settings.name}],
             )
         else:
-            if _instance_type_changes(sagemaker, existing, settings.instance_type):
-                # Application Auto Scaling refuses an update that changes a scaled
-                # variant's instance type; the target is registered again below.
+            if detached is not None:
+                removed = detached
                 remove_autoscaling(autoscaling, endpoint)
             logger.info("updating endpoint %s to config %s (blue/green)", endpoint, name)
-            sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=name)
+            sagemaker.update_endpoint(
+                EndpointName=endpoint,
+                EndpointConfigName=name,
+                # Keep the instance count autoscaling chose (and the weight); without it the
+                # new fleet starts at InitialInstanceCount whatever the current load.
+                RetainAllVariantProperties=True,
+            )
     except ClientError as error:
+        _restore_after_failure(autoscaling, removed)
         raise AwsError.from_client_error(error) from error
 
     status = "Updating" if existing else "Creating"
     if wait:
-        status = wait_in_service(sagemaker, endpoint, poll_s=poll_s)
+        try:
+            status = wait_in_service(sagemaker, endpoint, poll_s=poll_s)
+            if existing is not None:
+                _check_update_took(sagemaker, endpoint, name)
+        except DeployError:
+            _restore_after_failure(autoscaling, removed)
+            raise
         attach_autoscaling(autoscaling, settings)
     else:
         logger.warning("not waiting: autoscaling is attached only by a deploy that waits")
@@ -179,6 +216,44 @@ def deploy_endpoint(
         status=status,
         autoscaling=wait,
     )
+
+
+def _check_update_took(sagemaker: SageMakerClient, endpoint: str, config_name: str) -> None:
+    """Raise when SageMaker rolled the update back.
+
+    DescribeEndpoint's ``FailureReason`` is set "if the status is InService but update
+    operation fails" (API reference), and the endpoint keeps its old config: the waiter's
+    InService alone does not say the new config is live.
+    """
+    described = describe_endpoint(sagemaker, endpoint)
+    if described is None:
+        raise JobFailedError(f"endpoint {endpoint} disappeared during the update")
+    live = described["EndpointConfigName"]
+    if live != config_name:
+        reason = described.get("FailureReason", "no reason given")
+        raise JobFailedError(
+            f"endpoint {endpoint}: the update to {config_name} failed and SageMaker rolled it "
+            f"back; {live} still serves. Reason: {reason}"
+        )
+
+
+def _restore_after_failure(
+    autoscaling: ApplicationAutoScalingClient, detached: ScalingSnapshot | None
+) -> None:
+    """Put back the scaling removed for a failed update; the old fleet still serves."""
+    if detached is None or not detached.targets:
+        return
+    try:
+        restore_autoscaling(autoscaling, detached)
+    except ClientError as error:
+        # The deploy fails either way; say plainly that scaling is off and how to get it back.
+        logger.error(
+            "the endpoint's autoscaling could not be registered again (%s); it is detached "
+            "until a deploy succeeds",
+            AwsError.from_client_error(error),
+        )
+    else:
+        logger.info("autoscaling of %s registered again after the failed update", detached)
 
 
 def _instance_type_changes(
@@ -263,3 +338,60 @@ def remove_autoscaling(autoscaling: ApplicationAutoScalingClient, endpoint: str)
             ResourceId=resource_id(endpoint),
             ScalableDimension=SCALABLE_DIMENSION,
         )
+
+
+@dataclass(frozen=True)
+class ScalingSnapshot:
+    """An endpoint's scalable target and policies as Application Auto Scaling describes them."""
+
+    targets: tuple[ScalableTargetTypeDef, ...]
+    policies: tuple[ScalingPolicyTypeDef, ...]
+
+    def __str__(self) -> str:
+        return ", ".join(t["ResourceId"] for t in self.targets) or "nothing"
+
+
+def snapshot_autoscaling(
+    autoscaling: ApplicationAutoScalingClient, endpoint: str
+) -> ScalingSnapshot:
+    targets = autoscaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[resource_id(endpoint)]
+    )["ScalableTargets"]
+    policies = autoscaling.describe_scaling_policies(
+        ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint)
+    )["ScalingPolicies"]
+    return ScalingSnapshot(targets=tuple(targets), policies=tuple(policies))
+
+
+# The policy fields PutScalingPolicy takes back from DescribeScalingPolicies' answer.
+_POLICY_CONFIGURATIONS = (
+    "StepScalingPolicyConfiguration",
+    "TargetTrackingScalingPolicyConfiguration",
+    "PredictiveScalingPolicyConfiguration",
+)
+
+
+def restore_autoscaling(
+    autoscaling: ApplicationAutoScalingClient, snapshot: ScalingSnapshot
+) -> None:
+    """Register the snapshot's targets and put its policies, as they were."""
+    for target in snapshot.targets:
+        autoscaling.register_scalable_target(
+            ServiceNamespace=target["ServiceNamespace"],
+            ResourceId=target["ResourceId"],
+            ScalableDimension=target["ScalableDimension"],
+            MinCapacity=target["MinCapacity"],
+            MaxCapacity=target["MaxCapacity"],
+        )
+    for policy in snapshot.policies:
+        request: PutScalingPolicyRequestTypeDef = {
+            "PolicyName": policy["PolicyName"],
+            "ServiceNamespace": policy["ServiceNamespace"],
+            "ResourceId": policy["ResourceId"],
+            "ScalableDimension": policy["ScalableDimension"],
+            "PolicyType": policy["PolicyType"],
+        }
+        for key in _POLICY_CONFIGURATIONS:
+            if key in policy:
+                request[key] = policy[key]  # type: ignore[literal-required]
+        autoscaling.put_scaling_policy(**request)

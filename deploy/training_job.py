@@ -13,12 +13,13 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
 from botocore.exceptions import ClientError
 
 from deploy.errors import AwsError, ConfigError, JobFailedError, NotFoundError, error_code
+from deploy.names import is_timestamped_name, timestamped_name
 from training.errors import HyperparameterError
 from training.hyperparameters import parse_hyperparameters
 from training.sagemaker_env import METRIC_DEFINITIONS as TRAINING_METRICS
@@ -65,8 +66,7 @@ def check_hyperparameters(hyperparameters: Mapping[str, str]) -> None:
 
 def job_name(settings: DeploySettings, now: datetime | None = None) -> str:
     """``<name>-YYYYmmdd-HHMMSS``: unique per second, sortable, within the 63-char limit."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-    return f"{settings.name[: 63 - len(stamp) - 1]}-{stamp}"
+    return timestamped_name(settings.name, now)
 
 
 def build_request(
@@ -165,7 +165,8 @@ def _describe(sagemaker: SageMakerClient, name: str) -> DescribeTrainingJobRespo
 
 
 def latest_training_job(sagemaker: SageMakerClient, settings: DeploySettings) -> str:
-    """The newest Completed job named ``<name>-...``; the default source of ``deploy``."""
+    """The newest Completed job named ``<name>-YYYYmmdd-HHMMSS``; the default source of
+    ``deploy``. ``NameContains`` also finds ``<name>-staging-...``: those are not ours."""
     newest: tuple[datetime, str] | None = None
     paginator = sagemaker.get_paginator("list_training_jobs")
     pages = paginator.paginate(
@@ -177,14 +178,14 @@ def latest_training_job(sagemaker: SageMakerClient, settings: DeploySettings) ->
     for page in pages:
         for summary in page["TrainingJobSummaries"]:
             name = summary["TrainingJobName"]
-            if not name.startswith(f"{settings.name}-"):
+            if not is_timestamped_name(settings.name, name):
                 continue
             if newest is None or summary["CreationTime"] > newest[0]:
                 newest = (summary["CreationTime"], name)
     if newest is None:
         raise NotFoundError(
-            f"no completed training job named {settings.name}-*: run `python -m deploy train` "
-            "or pass --model-data s3://.../model.tar.gz"
+            f"no completed training job named {settings.name}-YYYYmmdd-HHMMSS: run "
+            "`python -m deploy train` or pass --model-data s3://.../model.tar.gz"
         )
     return newest[1]
 

@@ -16,7 +16,7 @@ from botocore.stub import ANY, Stubber
 
 from deploy import cli, endpoint, training_job
 from deploy.aws import AwsClients
-from deploy.errors import DeployError, JobFailedError, NotFoundError
+from deploy.errors import AwsError, ConfigError, DeployError, JobFailedError, NotFoundError
 from tests.deploy.support import (
     ACCOUNT,
     BUCKET,
@@ -131,15 +131,40 @@ def _endpoint_description(config: str, status: str = "InService") -> dict[str, A
     }
 
 
-def _stub_update(stub: Stubber, *, old_instance_type: str, new_instance_type: str) -> None:
-    """The exact SageMaker calls of a blue/green update, in order; nothing is deleted."""
-    old = "news-classifier-20260101-000000"
-    stub.add_response("describe_endpoint", _endpoint_description(old), {"EndpointName": ANY})
+OLD_NAME = "news-classifier-20260101-000000"
+
+
+def _stub_update(
+    stub: Stubber,
+    *,
+    old_instance_type: str,
+    update_error: str | None = None,
+    new_name: Any = NEW_NAME,
+) -> None:
+    """The exact SageMaker calls of a blue/green update, up to UpdateEndpoint; nothing is
+    deleted. ``update_error``: UpdateEndpoint fails with this AWS error code."""
+    stub.add_response("describe_endpoint", _endpoint_description(OLD_NAME), {"EndpointName": ANY})
+    stub.add_response(
+        "describe_endpoint_config",
+        {
+            "EndpointConfigName": OLD_NAME,
+            "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{OLD_NAME}",
+            "ProductionVariants": [
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": OLD_NAME,
+                    "InstanceType": old_instance_type,
+                }
+            ],
+            "CreationTime": NOW,
+        },
+        {"EndpointConfigName": OLD_NAME},
+    )
     stub.add_response(
         "create_model",
         {"ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{NEW_NAME}"},
         {
-            "ModelName": NEW_NAME,
+            "ModelName": new_name,
             "ExecutionRoleArn": ROLE_ARN,
             "PrimaryContainer": {
                 "Image": "img:2",
@@ -152,27 +177,38 @@ def _stub_update(stub: Stubber, *, old_instance_type: str, new_instance_type: st
     stub.add_response(
         "create_endpoint_config",
         {"EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{NEW_NAME}"},
-        {"EndpointConfigName": NEW_NAME, "ProductionVariants": ANY, "Tags": ANY},
+        {"EndpointConfigName": new_name, "ProductionVariants": ANY, "Tags": ANY},
     )
+    # The instance count autoscaling reached is kept: without RetainAllVariantProperties
+    # SageMaker starts the new fleet at InitialInstanceCount (UpdateEndpoint reference).
+    update_params = {
+        "EndpointName": "news-classifier",
+        "EndpointConfigName": new_name,
+        "RetainAllVariantProperties": True,
+    }
+    if update_error:
+        stub.add_client_error(
+            "update_endpoint", update_error, "update refused", expected_params=update_params
+        )
+        return
     stub.add_response(
-        "describe_endpoint_config",
-        {
-            "EndpointConfigName": old,
-            "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{old}",
-            "ProductionVariants": [
-                {"VariantName": "AllTraffic", "ModelName": old, "InstanceType": old_instance_type}
-            ],
-            "CreationTime": NOW,
-        },
-        {"EndpointConfigName": old},
-    )
-    stub.add_response(
-        "update_endpoint",
-        {"EndpointArn": _endpoint_description(old)["EndpointArn"]},
-        {"EndpointName": "news-classifier", "EndpointConfigName": NEW_NAME},
-    )
-    stub.add_response(
-        "describe_endpoint", _endpoint_description(NEW_NAME), {"EndpointName": "news-classifier"}
+        "update_endpoint", {"EndpointArn": _endpoint_description(OLD_NAME)["EndpointArn"]},
+        update_params,
+    )  # fmt: skip
+
+
+def _stub_outcome(stub: Stubber, described: dict[str, Any]) -> None:
+    """The waiter's poll, then the check of which config is live, both answering ``described``."""
+    stub.add_response("describe_endpoint", described, {"EndpointName": "news-classifier"})
+    stub.add_response("describe_endpoint", described, {"EndpointName": "news-classifier"})
+
+
+def _scaling(aws: AwsClients) -> tuple[list[tuple[str, int, int]], list[str]]:
+    targets = aws.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")
+    policies = aws.autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")
+    return (
+        [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets["ScalableTargets"]],
+        [p["PolicyName"] for p in policies["ScalingPolicies"]],
     )
 
 
@@ -185,7 +221,8 @@ def test_update_swaps_the_config_blue_green_and_keeps_autoscaling(
     endpoint.attach_autoscaling(aws.autoscaling, make_settings(max_capacity=2))
     sagemaker = aws.session.client("sagemaker", region_name=REGION)
     with Stubber(sagemaker) as stub:
-        _stub_update(stub, old_instance_type="ml.g5.xlarge", new_instance_type=new_instance_type)
+        _stub_update(stub, old_instance_type="ml.g5.xlarge")
+        _stub_outcome(stub, _endpoint_description(NEW_NAME))
 
         result = endpoint.deploy_endpoint(
             sagemaker, aws.autoscaling, settings,
@@ -194,7 +231,7 @@ def test_update_swaps_the_config_blue_green_and_keeps_autoscaling(
 
         stub.assert_no_pending_responses()
     assert (result.action, result.endpoint_config_name) == ("updated", NEW_NAME)
-    assert result.previous_config_name == "news-classifier-20260101-000000"
+    assert result.previous_config_name == OLD_NAME
     sent_config = recorded.calls.params("CreateEndpointConfig")
     assert sent_config["ProductionVariants"][0]["InstanceType"] == new_instance_type
     (target,) = aws.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")[
@@ -247,3 +284,108 @@ def test_an_endpoint_that_fails_to_start_is_reported_with_the_reason(aws: AwsCli
         aws.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
         == []
     )
+
+
+ROLLED_BACK = {
+    **_endpoint_description(OLD_NAME),
+    "FailureReason": "The primary container for production variant AllTraffic did not pass "
+    "the ping health check.",
+}
+
+
+def test_an_update_sagemaker_rolled_back_fails_the_deploy_with_the_reason(
+    aws: AwsClients, moto_url: str
+) -> None:
+    # The CLI path: the recorded clients with SageMaker's answers from the Stubber.
+    endpoint.attach_autoscaling(aws.autoscaling, make_settings())
+    out = io.StringIO()
+    argv = [
+        "deploy", *common_flags(moto_url), "--model-data", MODEL_DATA, "--image", "img:2",
+    ]  # fmt: skip
+    with Stubber(aws.sagemaker) as stub:
+        # The new names come from the clock here: any name, as long as it is the same one.
+        _stub_update(stub, old_instance_type="ml.g5.xlarge", new_name=ANY)
+        # The waiter sees InService: the old fleet, serving again after the rollback.
+        _stub_outcome(stub, ROLLED_BACK)
+        code = cli.main(argv, aws=factory(aws), stdout=out)
+        stub.assert_no_pending_responses()
+
+    assert code == JobFailedError.exit_code
+    assert "updated" not in out.getvalue()
+    assert _scaling(aws) == (
+        [("endpoint/news-classifier/variant/AllTraffic", 1, 2)],
+        ["news-classifier-invocations-per-instance"],
+    )
+
+
+def test_a_rolled_back_update_names_the_live_config_and_the_reason(aws: AwsClients) -> None:
+    sagemaker = aws.session.client("sagemaker", region_name=REGION)
+    with Stubber(sagemaker) as stub:
+        _stub_update(stub, old_instance_type="ml.g5.xlarge")
+        _stub_outcome(stub, ROLLED_BACK)
+        with pytest.raises(JobFailedError, match="rolled it back") as raised:
+            endpoint.deploy_endpoint(
+                sagemaker, aws.autoscaling, make_settings(),
+                image_uri="img:2", model_data=MODEL_DATA, poll_s=1, now=NOW,
+            )  # fmt: skip
+    assert OLD_NAME in str(raised.value)
+    assert "did not pass the ping health check" in str(raised.value)
+
+
+@pytest.mark.parametrize("failure", ["update refused", "rolled back"])
+def test_scaling_removed_for_an_instance_type_change_comes_back_when_the_update_fails(
+    recorded: Recorded, failure: str
+) -> None:
+    aws = recorded.aws
+    # The endpoint's scaling as an earlier deploy left it: 1..2 instances.
+    endpoint.attach_autoscaling(aws.autoscaling, make_settings(max_capacity=2))
+    before = _scaling(aws)
+    sagemaker = aws.session.client("sagemaker", region_name=REGION)
+    settings = make_settings(instance_type="ml.g6.xlarge", max_capacity=4)
+    with Stubber(sagemaker) as stub:
+        if failure == "update refused":
+            _stub_update(stub, old_instance_type="ml.g5.xlarge", update_error="ValidationException")
+            expected: type[Exception] = AwsError
+        else:
+            _stub_update(stub, old_instance_type="ml.g5.xlarge")
+            _stub_outcome(stub, ROLLED_BACK)
+            expected = JobFailedError
+        with pytest.raises(expected):
+            endpoint.deploy_endpoint(
+                sagemaker, aws.autoscaling, settings,
+                image_uri="img:2", model_data=MODEL_DATA, poll_s=1, now=NOW,
+            )  # fmt: skip
+        stub.assert_no_pending_responses()
+
+    ops = recorded.calls.operations("application-autoscaling")
+    assert "DeregisterScalableTarget" in ops  # it was removed for the update...
+    assert _scaling(aws) == before  # ...and is back as it was, not as this deploy asked
+
+
+def test_no_wait_refuses_an_instance_type_change_on_an_autoscaled_endpoint(
+    aws: AwsClients,
+) -> None:
+    endpoint.attach_autoscaling(aws.autoscaling, make_settings())
+    sagemaker = aws.session.client("sagemaker", region_name=REGION)
+    with Stubber(sagemaker) as stub:  # nothing is created: the stub expects no create call
+        stub.add_response(
+            "describe_endpoint", _endpoint_description(OLD_NAME), {"EndpointName": ANY}
+        )
+        stub.add_response(
+            "describe_endpoint_config",
+            {
+                "EndpointConfigName": OLD_NAME,
+                "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/x",
+                "ProductionVariants": [
+                    {"VariantName": "AllTraffic", "ModelName": OLD_NAME,
+                     "InstanceType": "ml.g5.xlarge"}
+                ],
+                "CreationTime": NOW,
+            },
+        )  # fmt: skip
+        with pytest.raises(ConfigError, match="--no-wait"):
+            endpoint.deploy_endpoint(
+                sagemaker, aws.autoscaling, make_settings(instance_type="ml.g6.xlarge"),
+                image_uri="img:2", model_data=MODEL_DATA, wait=False,
+            )  # fmt: skip
+    assert _scaling(aws)[0], "scaling must stay attached"

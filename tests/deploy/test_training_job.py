@@ -165,6 +165,24 @@ def test_latest_completed_job_is_found_and_missing_ones_are_not_found_errors(
     assert training_job.latest_training_job(aws.sagemaker, settings) == name
 
 
+def test_latest_job_is_never_another_deployments_job(aws: AwsClients) -> None:
+    ours = make_settings()
+    name = training_job.job_name(ours, datetime(2026, 1, 1, tzinfo=UTC))
+    # Created after ours, so newer; NameContains="news-classifier" lists both.
+    staging = make_settings(name="news-classifier-staging")
+    other = training_job.job_name(staging, datetime(2026, 3, 1, tzinfo=UTC))
+    for settings, job in ((ours, name), (staging, other)):
+        training_job.start_training_job(
+            aws.sagemaker,
+            training_job.build_request(
+                settings, name=job, image_uri=TRAIN_IMAGE, channels={"train": "s3://b/p/"},
+                hyperparameters={},
+            ),
+        )  # fmt: skip
+
+    assert training_job.latest_training_job(aws.sagemaker, ours) == name
+
+
 def test_train_without_a_role_exits_with_the_config_error_code(
     aws: AwsClients, moto_url: str
 ) -> None:
