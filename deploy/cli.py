@@ -337,14 +337,16 @@ def main(
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, or a usage error argparse already reported
         return exit_.code if isinstance(exit_.code, int) else 2
+    verbose = getattr(args, "verbose", False)
     logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if not getattr(args, "verbose", False):
-        for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Never DEBUG, even with -v: botocore's DEBUG logs every request's headers (the session
+    # token) and every response body (ECR's authorization token is a registry password).
+    for library in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(library).setLevel(logging.INFO if verbose else logging.WARNING)
     try:
         settings = DeploySettings(**_settings_overrides(args))
         ctx = Context(

@@ -3,6 +3,12 @@
 The docker CLI sits behind a small protocol (``DockerRunner``) so that tests drive the push
 logic with a fake; the real runner calls ``docker`` through ``subprocess`` without a shell.
 ECR login uses ``get_authorization_token`` (the old ``aws ecr get-login`` no longer exists).
+
+SageMaker pulls only Docker image manifests, v2 schema 2: an OCI manifest, or the OCI image
+index that BuildKit's default provenance attestation wraps a single-platform image in, fails
+``CreateModel``/``CreateTrainingJob`` with "Unsupported manifest media type". So the build
+turns attestations off and asks for Docker media types, and ``push`` reads each pushed tag's
+``imageManifestMediaType`` back from ECR before it reports success.
 """
 
 from __future__ import annotations
@@ -28,6 +34,16 @@ logger = logging.getLogger(__name__)
 
 # Dockerfile targets and the ECR repository and tag suffix each one is pushed under.
 TARGETS = ("train", "serve", "serve-cpu")
+# The one manifest media type SageMaker pulls (Docker Image Manifest V2, Schema 2).
+SAGEMAKER_MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+# buildx flags for it: no provenance or SBOM attestations (they turn the image into an OCI
+# image index) and Docker, not OCI, media types in the image loaded into the local engine.
+BUILD_OUTPUT_FLAGS = (
+    "--provenance=false",
+    "--sbom=false",
+    "--output",
+    "type=docker,oci-mediatypes=false",
+)
 
 
 class DockerRunner(Protocol):
@@ -89,6 +105,7 @@ class SubprocessDocker:
         build_args: Mapping[str, str],
     ) -> None:
         args = ["build", "--file", str(dockerfile), "--target", target, "--platform", platform]
+        args += BUILD_OUTPUT_FLAGS
         for key, value in sorted(build_args.items()):
             args += ["--build-arg", f"{key}={value}"]
         for tag in tags:
@@ -226,5 +243,28 @@ def push_images(
             logged_in = True
         for uri in uris:
             docker.push(uri)
+        check_manifest_media_types(
+            ecr, repository_for(settings, target), [target_tag(tag, target) for tag in tags]
+        )
         pushed.append(PushedImage(target=target, uris=uris))
     return pushed
+
+
+def check_manifest_media_types(ecr: ECRClient, repository: str, tags: Sequence[str]) -> None:
+    """Refuse pushed tags whose manifest SageMaker would not pull (ECR's stored media type)."""
+    try:
+        details = ecr.describe_images(
+            repositoryName=repository, imageIds=[{"imageTag": tag} for tag in tags]
+        )["imageDetails"]
+    except ClientError as error:
+        raise AwsError.from_client_error(error) from error
+    for detail in details:
+        media_type = detail.get("imageManifestMediaType", "unknown")
+        if media_type != SAGEMAKER_MANIFEST_MEDIA_TYPE:
+            tagged = ", ".join(detail.get("imageTags", [])) or detail["imageDigest"]
+            raise ImageError(
+                f"{repository}:{tagged} was pushed as {media_type}, which SageMaker refuses "
+                f"(it pulls only {SAGEMAKER_MANIFEST_MEDIA_TYPE}); build with Docker's buildx "
+                f"and {' '.join(BUILD_OUTPUT_FLAGS)}, as `python -m deploy push` does, and push "
+                "again"
+            )
