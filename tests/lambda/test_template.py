@@ -90,3 +90,18 @@ def test_gateway_errors_and_access_logs_are_well_formed_json() -> None:
         )
     access_log = resources["ApiStage"]["Properties"]["AccessLogSetting"]["Format"]
     assert "requestId" in _render(access_log)
+
+
+def test_the_deployment_snapshots_every_method_and_gateway_response() -> None:
+    # API Gateway serves a deployment, a snapshot taken when it is created: a method or a
+    # gateway response created after it is not live (stock bodies, no CORS) until the API
+    # is deployed again. CloudFormation orders creation only by DependsOn and references.
+    resources = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)["Resources"]
+    [deployment] = [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Deployment"]
+    depends_on = deployment["DependsOn"]
+    snapshotted = {
+        name
+        for name, resource in resources.items()
+        if resource["Type"] in ("AWS::ApiGateway::Method", "AWS::ApiGateway::GatewayResponse")
+    }
+    assert snapshotted <= set([depends_on] if isinstance(depends_on, str) else depends_on)
