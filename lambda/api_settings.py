@@ -10,9 +10,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# API Gateway REST APIs give up on an integration after 29 s; the Lambda must answer first,
-# so every SageMaker attempt (connect + read), times the attempts, has to fit under this.
+# API Gateway REST APIs give up on an integration after 29 s; the Lambda must answer first.
+# The SageMaker call, retries included, gets all but a second of it (the rest builds and
+# returns the answer); one attempt (connect + read timeout) must fit in that budget, and a
+# retry starts only while a whole attempt still fits (sagemaker_invoke.py).
 API_GATEWAY_TIMEOUT_S = 29.0
+REQUEST_BUDGET_S = API_GATEWAY_TIMEOUT_S - 1.0
 # Lambda's synchronous payload limit and SageMaker's InvokeEndpoint limit are both 6 MB.
 HARD_MAX_BODY_BYTES = 6 * 1000 * 1000
 # SageMaker's rule for endpoint names.
@@ -61,11 +64,12 @@ class Settings:
             raise SettingsError("CONNECT_TIMEOUT_S and READ_TIMEOUT_S must be positive")
         if not 1 <= self.max_attempts <= 5:
             raise SettingsError("MAX_ATTEMPTS must be between 1 and 5")
-        worst_case = self.max_attempts * (self.connect_timeout_s + self.read_timeout_s)
-        if worst_case >= API_GATEWAY_TIMEOUT_S:
+        one_attempt = self.connect_timeout_s + self.read_timeout_s
+        if one_attempt > REQUEST_BUDGET_S:
             raise SettingsError(
-                f"MAX_ATTEMPTS x (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) = {worst_case:g} s must "
-                f"stay under API Gateway's {API_GATEWAY_TIMEOUT_S:g} s integration timeout"
+                f"CONNECT_TIMEOUT_S + READ_TIMEOUT_S = {one_attempt:g} s must fit in "
+                f"{REQUEST_BUDGET_S:g} s, API Gateway's {API_GATEWAY_TIMEOUT_S:g} s integration "
+                "timeout less a second for the answer"
             )
         if self.retry_after_s < 1:
             raise SettingsError("RETRY_AFTER_S must be at least 1")

@@ -20,7 +20,7 @@ from api_gateway import HttpRequest, cors_headers, parse_event, proxy_response, 
 from api_logging import LOGGER_NAME, configure_logging
 from api_settings import Settings
 from api_validation import check_media_types, validate_body
-from sagemaker_invoke import create_runtime_client, invoke
+from sagemaker_invoke import create_runtime_client, invoke, request_deadline
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
@@ -44,6 +44,8 @@ class ClassifyApi:
 
     def __call__(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         started = time.perf_counter()
+        # The clock of the whole request: API Gateway's budget, or the Lambda's if shorter.
+        deadline = request_deadline(time.monotonic(), _remaining_ms(context))
         fields: dict[str, Any] = {"endpoint": self.settings.endpoint_name}
         request_id = request_id_of(event, context)
         fields["request_id"] = request_id
@@ -54,7 +56,7 @@ class ClassifyApi:
                 payload_version=request.payload_version,
                 body_bytes=len(request.body),
             )
-            response = self._answer(request, fields)
+            response = self._answer(request, fields, deadline)
         except ApiError as exc:
             response = self._error(exc, request_id)
             fields["code"] = exc.code
@@ -68,7 +70,9 @@ class ClassifyApi:
         logger.info("request", extra={"fields": fields})
         return response
 
-    def _answer(self, request: HttpRequest, fields: dict[str, Any]) -> dict[str, Any]:
+    def _answer(
+        self, request: HttpRequest, fields: dict[str, Any], deadline: float
+    ) -> dict[str, Any]:
         if request.method == "OPTIONS":  # CORS preflight: browsers send no API key with it
             return {
                 "statusCode": 204,
@@ -83,7 +87,9 @@ class ClassifyApi:
         fields.update(inputs=classify.n_inputs, chars=classify.n_chars)
         upstream_started = time.perf_counter()
         try:
-            prediction = invoke(self.client, self.settings, classify.body, request.request_id)
+            prediction = invoke(
+                self.client, self.settings, classify.body, request.request_id, deadline=deadline
+            )
         finally:
             fields["upstream_ms"] = round((time.perf_counter() - upstream_started) * 1000, 1)
         return proxy_response(
@@ -100,6 +106,12 @@ class ClassifyApi:
         return proxy_response(
             exc.status, error_body(exc.code, exc.message, request_id), request_id, headers
         )
+
+
+def _remaining_ms(context: Any) -> int | None:
+    """The Lambda context's time left; None without one (tests, the local API front)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return int(remaining()) if callable(remaining) else None
 
 
 @functools.cache

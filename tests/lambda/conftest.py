@@ -119,6 +119,8 @@ class FakeModelServer:
     url: str
     script: Scripted = field(default_factory=Scripted)
     calls: int = 0
+    # The X-Amzn-SageMaker-Custom-Attributes header of the last call, as the container got it.
+    custom_attributes: str | None = None
 
 
 @pytest.fixture(scope="session")
@@ -131,6 +133,7 @@ def _fake_model_server() -> Iterator[FakeModelServer]:
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             fake.calls += 1
+            fake.custom_attributes = self.headers.get("X-Amzn-SageMaker-Custom-Attributes")
             script = fake.script
             time.sleep(script.delay_s)
             self.send_response(script.status)
@@ -166,6 +169,7 @@ def fake_model(_fake_model_server: FakeModelServer) -> FakeModelServer:
     """The scriptable model server, reset to a healthy 200 for each test."""
     _fake_model_server.script = Scripted()
     _fake_model_server.calls = 0
+    _fake_model_server.custom_attributes = None
     return _fake_model_server
 
 

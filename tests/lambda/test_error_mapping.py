@@ -137,12 +137,15 @@ def test_aws_errors_map_to_honest_statuses(
     expected: tuple[int, str],
 ) -> None:
     api, stubber = stubbed
-    stubber.add_client_error(
-        "invoke_endpoint",
-        service_error_code=aws_code,
-        service_message=message,
-        http_status_code=http_status,
-    )
+    # Throttling is retried (the request never ran): it answers 429 once every attempt was.
+    attempts = api.settings.max_attempts if aws_code == "ThrottlingException" else 1
+    for _ in range(attempts):
+        stubber.add_client_error(
+            "invoke_endpoint",
+            service_error_code=aws_code,
+            service_message=message,
+            http_status_code=http_status,
+        )
 
     response = classify(api, events)
 

@@ -123,7 +123,8 @@ def test_a_valid_request_reaches_sagemaker_with_the_right_call(
             "Body": body.encode(),
             "ContentType": "application/json",
             "Accept": "application/json",
-            "CustomAttributes": "request_id=req-1",
+            # The container may take the read timeout (12 s) less 0.5 s for the answer.
+            "CustomAttributes": "request_id=req-1;timeout_ms=11500",
         },
     )
     event = events.rest(body, headers={"X-Request-Id": "req-1", "Accept": "application/json"})
