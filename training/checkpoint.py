@@ -1,11 +1,19 @@
-"""Atomic training checkpoints and the SIGTERM that asks for one.
+"""Training checkpoints, written so that SageMaker's checkpoint sync sees whole files, and the
+SIGTERM that asks for one.
 
 A checkpoint is a folder ``step-00000120`` under the checkpoint directory holding
 ``state.pt`` (model, optimizer, scheduler, scaler, best weights, RNG states),
 ``trainer_state.json`` (step, epoch, sampler position, best metric, ...) and, written last,
-``manifest.json`` with every file's size. It is staged in a hidden folder and renamed into place,
-so a crash mid-write leaves nothing resume would trust; the manifest also guards against a
-partial download when SageMaker restores the folder from S3 for a restarted spot job.
+``manifest.json`` with every file's size. Only a folder whose manifest matches its files is
+resumed from, so a crash mid-write, a partial upload or a partial restore from S3 is never
+trusted.
+
+Each file is written once, in place, and closed complete; nothing is renamed into the
+checkpoint directory. AWS documents that SageMaker syncs the local checkpoint path to S3
+during training and deletes in S3 what is deleted locally, but not how it notices files, so
+whether a folder created by ``rename()`` would be uploaded is not settled by the docs. Files
+closed at their final paths are what any file-sync agent uploads (docs/training.md says how
+to check it on a real spot job).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
@@ -33,30 +41,43 @@ KEEP = 2
 def save_checkpoint(
     directory: Path, step: int, state: dict[str, Any], trainer_state: dict[str, Any]
 ) -> Path:
-    """Write ``step-<step>`` atomically and prune all but the newest :data:`KEEP`."""
+    """Write ``step-<step>`` file by file, the manifest last; prune all but the newest
+    :data:`KEEP` and any unfinished folder."""
     import torch
 
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"{PREFIX}{step:08d}"
-    staging = directory / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    torch.save(state, staging / STATE_FILE)
-    (staging / TRAINER_STATE_FILE).write_text(json.dumps(trainer_state, indent=2), "utf-8")
-    for name in (STATE_FILE, TRAINER_STATE_FILE):
-        _fsync(staging / name)
-    sizes = {p.name: p.stat().st_size for p in staging.iterdir()}
-    (staging / MANIFEST_FILE).write_text(json.dumps({"step": step, "files": sizes}), "utf-8")
-    _fsync(staging / MANIFEST_FILE)
-    if final.exists():  # the same step again (SIGTERM right after a periodic save)
-        shutil.rmtree(final)
-    staging.rename(final)
-    _fsync(directory)
-    for old in complete_checkpoints(directory)[:-KEEP]:
+    if _is_complete(final):  # the same step again (SIGTERM right after a periodic save)
+        return final
+    final.mkdir(exist_ok=True)  # an unfinished one from a crash is written over, in place
+    (final / MANIFEST_FILE).unlink(missing_ok=True)
+    with (final / STATE_FILE).open("wb") as file:
+        torch.save(state, file)
+        _flush(file)
+    _write_text(final / TRAINER_STATE_FILE, json.dumps(trainer_state, indent=2))
+    sizes = {name: (final / name).stat().st_size for name in (STATE_FILE, TRAINER_STATE_FILE)}
+    _write_text(final / MANIFEST_FILE, json.dumps({"step": step, "files": sizes}))
+    _fsync(final)
+    complete = complete_checkpoints(directory)
+    for old in complete[:-KEEP]:
         shutil.rmtree(old, ignore_errors=True)
-    for stale in directory.glob(".tmp-*"):
+    for unfinished in set(directory.glob(f"{PREFIX}*")) - set(complete) - {final}:
+        shutil.rmtree(unfinished, ignore_errors=True)
+    for stale in directory.glob(".tmp-*"):  # staging folders of earlier versions
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def _write_text(path: Path, text: str) -> None:
+    with path.open("w", encoding="utf-8") as file:
+        file.write(text)
+        _flush(file)
+
+
+def _flush(file: IO[Any]) -> None:
+    """On disk before the file is closed: the manifest must never be older than the data."""
+    file.flush()
+    os.fsync(file.fileno())
 
 
 def complete_checkpoints(directory: Path) -> list[Path]:
