@@ -105,3 +105,21 @@ def test_the_deployment_snapshots_every_method_and_gateway_response() -> None:
         if resource["Type"] in ("AWS::ApiGateway::Method", "AWS::ApiGateway::GatewayResponse")
     }
     assert snapshotted <= set([depends_on] if isinstance(depends_on, str) else depends_on)
+
+
+def test_the_largest_timeout_and_attempts_the_template_allows_still_start() -> None:
+    # ReadTimeoutSeconds / MaxAttempts at their MaxValue: the Lambda must still pass its
+    # cold-start check (one attempt within API Gateway's budget), not fail every request.
+    template = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
+    parameters = template["Parameters"]
+    variables = template["Resources"]["ClassifyFunction"]["Properties"]["Environment"]["Variables"]
+    # !Ref values arrive as parameter names: each at its largest allowed value.
+    environ = {
+        key: str(parameters[value].get("MaxValue", parameters[value].get("Default")))
+        if value in parameters
+        else str(value)
+        for key, value in variables.items()
+    }
+    environ["ENDPOINT_NAME"] = "news-classifier"
+    assert environ["READ_TIMEOUT_S"] == str(parameters["ReadTimeoutSeconds"]["MaxValue"])
+    Settings.from_environ(environ)
