@@ -296,17 +296,18 @@ def cmd_invoke(ctx: Context) -> int:
 
 def cmd_teardown(ctx: Context) -> int:
     plan = teardown.plan_teardown(ctx.aws, ctx.settings)
+    for line in plan.kept:
+        ctx.write(f"keeping {line}")
     if plan.empty:
         ctx.write("nothing to delete")
         return 0
-    dry_run = getattr(ctx.args, "dry_run", False)
-    for line in plan.kept:
-        ctx.write(f"keeping {line}")
+    dry_run, asked = getattr(ctx.args, "dry_run", False), not getattr(ctx.args, "yes", False)
+    verb = "would delete" if dry_run else "to delete" if asked else "deleting"
     for line in plan.lines():
-        ctx.write(f"{'would delete' if dry_run else 'deleting'} {line}")
+        ctx.write(f"{verb} {line}")
     if dry_run:
         return 0
-    if not getattr(ctx.args, "yes", False) and not teardown.confirm(plan, ctx.stdin, sys.stderr):
+    if asked and not teardown.confirm(plan, ctx.stdin, sys.stderr):
         ctx.write("nothing deleted")
         return _fail(DeployError("teardown cancelled; pass --yes to delete without a prompt"))
     teardown.execute_teardown(ctx.aws, ctx.settings, plan)
