@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # SageMaker allows 6 MB per InvokeEndpoint request (a hard limit).
@@ -25,14 +25,14 @@ class Settings(BaseSettings):
 
     base_dir: Path = Field(
         default=Path("/opt/ml"),
-        validation_alias=AliasChoices("SAGEMAKER_BASE_DIR", "base_dir"),
+        validation_alias="SAGEMAKER_BASE_DIR",
         description="SageMaker root; the model artifact is read from <base_dir>/model.",
     )
     port: int = Field(
         default=8080,
         ge=1,
         le=65535,
-        validation_alias=AliasChoices("SAGEMAKER_BIND_TO_PORT", "port"),
+        validation_alias="SAGEMAKER_BIND_TO_PORT",
         description="TCP port (SageMaker sets SAGEMAKER_BIND_TO_PORT when it picks one).",
     )
     host: str = Field(default="0.0.0.0", description="Interface to bind; 0.0.0.0 is the contract.")
