@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
@@ -23,7 +23,6 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import codecs
-from app.batching import Scores
 from app.engine import Engine, Loader
 from app.errors import (
     STATUS,
@@ -188,7 +187,7 @@ async def invocations(request: Request, engine: EngineDep) -> Response:
         raise PayloadTooLargeError(
             f"{count} inputs in one request; the limit is {settings.max_instances}"
         )
-    top_k = invocation.top_k if invocation.top_k_given else attributes.top_k
+    invocation = invocation.with_top_k(attributes.top_k, attributes.top_k_given)
     timeout = settings.request_timeout_s
     if attributes.timeout_s is not None:
         timeout = min(timeout, attributes.timeout_s)
@@ -207,20 +206,8 @@ async def invocations(request: Request, engine: EngineDep) -> Response:
         queue_wait_ms=round(job.queue_wait * 1000, 2),
         model_ms=round(job.model_seconds * 1000, 2),
     )
-    ranked = _rank(job.future.result(), classifier.labels, top_k)
-    content = codecs.encode_response(ranked, as_lists=top_k != 1, kind=kind)
+    content = codecs.encode_response(job.future.result(), classifier.labels, invocation, kind)
     return Response(content, media_type=kind)
-
-
-def _rank(
-    rows: Sequence[Scores], labels: Sequence[str], top_k: int | None
-) -> list[list[tuple[str, float]]]:
-    keep = len(labels) if top_k is None else min(top_k, len(labels))
-    ranked = []
-    for row in rows:
-        order = sorted(range(len(row)), key=row.__getitem__, reverse=True)[:keep]
-        ranked.append([(labels[i], row[i]) for i in order])
-    return ranked
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
