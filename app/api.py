@@ -233,6 +233,9 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None
     watcher = asyncio.ensure_future(_disconnected(request.receive))
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()  # the server gave up on the request (shutdown): drop its texts too
+        raise
     finally:
         watcher.cancel()
     if task.done():
@@ -313,22 +316,25 @@ class RequestContext:
                 ]
             await send(message)
 
+        async def answer(code: ErrorCode, message: str) -> None:
+            body = orjson.dumps(error_body(code, message, request_id))
+            headers = [(b"content-type", codecs.JSON.encode())]
+            start = {"type": "http.response.start", "status": STATUS[code], "headers": headers}
+            await send_with_id(start)
+            await send_with_id({"type": "http.response.body", "body": body})
+
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs SERVE_SHUTDOWN_TIMEOUT_S after SIGTERM: answer it.
+            if response_started:
+                raise
+            log["error"] = ErrorCode.NOT_READY.value
+            await answer(ErrorCode.NOT_READY, "the server shut down before this request ran")
         except Exception:
             logger.exception("unexpected error", extra={"request_id": request_id})
             if not response_started:
-                body = error_body(
-                    ErrorCode.INTERNAL_ERROR, "internal error; see the server log", request_id
-                )
-                await send_with_id(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [(b"content-type", codecs.JSON.encode())],
-                    }
-                )
-                await send_with_id({"type": "http.response.body", "body": orjson.dumps(body)})
+                await answer(ErrorCode.INTERNAL_ERROR, "internal error; see the server log")
         elapsed = time.monotonic() - started
         path = scope["path"]
         route = path if path in _KNOWN_PATHS else "other"

@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # SageMaker allows 6 MB per InvokeEndpoint request (a hard limit).
 SAGEMAKER_MAX_BODY_BYTES = 6 * 1024 * 1024
+# SageMaker sends SIGTERM, then SIGKILL 30 s later, to the containers it stops (Custom
+# Inference Code with Hosting Services: UpdateEndpoint, UpdateEndpointWeightsAndCapacities).
+SAGEMAKER_SIGKILL_AFTER_S = 30
 
 
 class Settings(BaseSettings):
@@ -100,6 +103,14 @@ class Settings(BaseSettings):
         description="Deadline of a request: answered 504 when it passes before its texts "
         "ran. Keep it under 60 s (SageMaker's limit) on real-time endpoints; Batch "
         "Transform allows up to 3600 s (InvocationsTimeoutInSeconds).",
+    )
+    shutdown_timeout_s: int = Field(
+        default=SAGEMAKER_SIGKILL_AFTER_S - 10,  # 10 s to finish the running batch and exit
+        ge=1,
+        le=3600,
+        description="After SIGTERM, how long requests already in the server may take; those "
+        "still unanswered then get 503. SageMaker sends SIGKILL 30 s after SIGTERM (endpoint "
+        "updates, scale-in): keep it under that there.",
     )
     retry_after_s: int = Field(default=1, ge=1, le=600, description="Retry-After sent with 429.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
