@@ -1,8 +1,8 @@
 """``python -m app`` (the image's ``serve``): the model server on ``0.0.0.0:8080``.
 
 Configuration comes from the environment only (``docs/serving.md``); SIGTERM stops accepting
-connections, lets queued requests finish, then exits 0. Exit 1: the model cannot be loaded;
-exit 2: invalid settings.
+connections, lets queued requests finish for up to ``SERVE_SHUTDOWN_TIMEOUT_S`` (answering the
+rest 503), then exits 0. Exit 1: the model cannot be loaded; exit 2: invalid settings.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=settings.workers,
             log_config=None,
             access_log=False,
+            timeout_graceful_shutdown=settings.shutdown_timeout_s,
         )
         return 0
 
@@ -83,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.port,
         log_config=None,
         access_log=False,
-        # Queued requests get until their deadline to finish when SIGTERM arrives.
-        timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
+        # After SIGTERM, requests in the server get this long before they are answered 503:
+        # SageMaker's SIGKILL follows 30 s after its SIGTERM, whatever their deadlines.
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
     server = uvicorn.Server(config)
     server.run()

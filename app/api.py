@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
@@ -23,7 +23,6 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import codecs
-from app.batching import Scores
 from app.engine import Engine, Loader
 from app.errors import (
     STATUS,
@@ -188,7 +187,7 @@ async def invocations(request: Request, engine: EngineDep) -> Response:
         raise PayloadTooLargeError(
             f"{count} inputs in one request; the limit is {settings.max_instances}"
         )
-    top_k = invocation.top_k if invocation.top_k_given else attributes.top_k
+    invocation = invocation.with_top_k(attributes.top_k, attributes.top_k_given)
     timeout = settings.request_timeout_s
     if attributes.timeout_s is not None:
         timeout = min(timeout, attributes.timeout_s)
@@ -207,20 +206,8 @@ async def invocations(request: Request, engine: EngineDep) -> Response:
         queue_wait_ms=round(job.queue_wait * 1000, 2),
         model_ms=round(job.model_seconds * 1000, 2),
     )
-    ranked = _rank(job.future.result(), classifier.labels, top_k)
-    content = codecs.encode_response(ranked, as_lists=top_k != 1, kind=kind)
+    content = codecs.encode_response(job.future.result(), classifier.labels, invocation, kind)
     return Response(content, media_type=kind)
-
-
-def _rank(
-    rows: Sequence[Scores], labels: Sequence[str], top_k: int | None
-) -> list[list[tuple[str, float]]]:
-    keep = len(labels) if top_k is None else min(top_k, len(labels))
-    ranked = []
-    for row in rows:
-        order = sorted(range(len(row)), key=row.__getitem__, reverse=True)[:keep]
-        ranked.append([(labels[i], row[i]) for i in order])
-    return ranked
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -246,6 +233,9 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None
     watcher = asyncio.ensure_future(_disconnected(request.receive))
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()  # the server gave up on the request (shutdown): drop its texts too
+        raise
     finally:
         watcher.cancel()
     if task.done():
@@ -326,22 +316,25 @@ class RequestContext:
                 ]
             await send(message)
 
+        async def answer(code: ErrorCode, message: str) -> None:
+            body = orjson.dumps(error_body(code, message, request_id))
+            headers = [(b"content-type", codecs.JSON.encode())]
+            start = {"type": "http.response.start", "status": STATUS[code], "headers": headers}
+            await send_with_id(start)
+            await send_with_id({"type": "http.response.body", "body": body})
+
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs SERVE_SHUTDOWN_TIMEOUT_S after SIGTERM: answer it.
+            if response_started:
+                raise
+            log["error"] = ErrorCode.NOT_READY.value
+            await answer(ErrorCode.NOT_READY, "the server shut down before this request ran")
         except Exception:
             logger.exception("unexpected error", extra={"request_id": request_id})
             if not response_started:
-                body = error_body(
-                    ErrorCode.INTERNAL_ERROR, "internal error; see the server log", request_id
-                )
-                await send_with_id(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [(b"content-type", codecs.JSON.encode())],
-                    }
-                )
-                await send_with_id({"type": "http.response.body", "body": orjson.dumps(body)})
+                await answer(ErrorCode.INTERNAL_ERROR, "internal error; see the server log")
         elapsed = time.monotonic() - started
         path = scope["path"]
         route = path if path in _KNOWN_PATHS else "other"

@@ -44,7 +44,7 @@ Scores = list[float]
 
 
 class Backend(Protocol):
-    """What the batcher drives: a blocking call from token ids to per-label probabilities."""
+    """What the batcher drives: a blocking call from token ids to per-label logits."""
 
     def predict(self, batch: Sequence[TokenIds]) -> list[Scores]: ...
 

@@ -4,7 +4,9 @@ Inputs: ``application/json`` (the Hugging Face format), ``application/jsonlines`
 ``{"inputs": "..."}`` or one JSON string per line), ``text/csv`` (one text per line; a line
 that starts with ``"`` is one CSV-quoted field) and ``text/plain`` (the whole body is one text).
 Outputs: ``application/json``, ``application/jsonlines`` and ``text/csv`` (``label,score`` per
-input, then more ``label,score`` pairs when ``top_k`` > 1).
+input, then more ``label,score`` pairs when ``top_k`` > 1). A JSON body is answered in the
+shapes of the transformers text-classification pipeline, which the Hugging Face format is
+(docs/api.md has the table; tests/app/test_hf_compat.py checks it against the pipeline).
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import csv
 import io
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
 from app.errors import BadRequestError, NotAcceptableError, UnsupportedMediaTypeError
-from app.schemas import PredictRequest
+from app.schemas import PredictRequest, ScoreFunction
+from app.scoring import rank
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
@@ -30,17 +33,26 @@ PLAIN = "text/plain"
 _JSONLINES_ALIASES = frozenset({JSONLINES, "application/x-jsonlines", "application/jsonl"})
 _LINE_BREAK = re.compile(r"\r\n|\n|\r")
 
-# One element per input: (label, score) pairs, best first.
-Ranked = Sequence[tuple[str, float]]
-
 
 @dataclass(frozen=True)
 class Invocation:
-    """A decoded request: the texts, and ``top_k`` when the body set it (None: all labels)."""
+    """A decoded request: the texts and how to answer them.
+
+    ``top_k`` None means every label; ``top_k_given`` says the request set it. A JSON body
+    (``hugging_face``) is answered in the pipeline's shapes, which depend on both and on
+    whether its ``inputs`` was one string (``single``) or a list.
+    """
 
     texts: list[str]
-    top_k: int | None
-    top_k_given: bool
+    top_k: int | None = 1
+    top_k_given: bool = False
+    function: ScoreFunction = "softmax"
+    hugging_face: bool = False
+    single: bool = False
+
+    def with_top_k(self, top_k: int | None, given: bool) -> Invocation:
+        """``top_k`` from outside the body (CustomAttributes), unless the body set its own."""
+        return self if self.top_k_given else replace(self, top_k=top_k, top_k_given=given)
 
 
 def media_type(header: str | None) -> tuple[str, dict[str, str]]:
@@ -99,9 +111,16 @@ def _decode_json(body: bytes) -> Invocation:
         request = PredictRequest.model_validate(raw)
     except ValidationError as exc:
         raise BadRequestError(_validation_message(exc)) from None
-    texts = [request.inputs] if isinstance(request.inputs, str) else request.inputs
-    given = "top_k" in request.parameters.model_fields_set
-    return Invocation(texts=texts, top_k=request.parameters.top_k, top_k_given=given)
+    single = isinstance(request.inputs, str)
+    parameters = request.parameters
+    return Invocation(
+        texts=[request.inputs] if isinstance(request.inputs, str) else request.inputs,
+        top_k=parameters.top_k,
+        top_k_given="top_k" in parameters.model_fields_set,
+        function=parameters.score_function,
+        hugging_face=True,
+        single=single,
+    )
 
 
 def _decode_jsonlines(body: bytes) -> Invocation:
@@ -119,7 +138,7 @@ def _decode_jsonlines(body: bytes) -> Invocation:
         if not isinstance(raw, str):
             raise BadRequestError(f'line {number} must be a JSON string or {{"inputs": "<text>"}}')
         texts.append(raw)
-    return Invocation(texts=texts, top_k=1, top_k_given=False)
+    return Invocation(texts=texts)
 
 
 def _decode_csv(body: bytes) -> Invocation:
@@ -135,11 +154,11 @@ def _decode_csv(body: bytes) -> Invocation:
                 )
             line = fields[0]
         texts.append(line)
-    return Invocation(texts=texts, top_k=1, top_k_given=False)
+    return Invocation(texts=texts)
 
 
 def _decode_plain(body: bytes) -> Invocation:
-    return Invocation(texts=[_utf8(body)], top_k=1, top_k_given=False)
+    return Invocation(texts=[_utf8(body)])
 
 
 _DECODERS: dict[str, Callable[[bytes], Invocation]] = {
@@ -200,14 +219,25 @@ def negotiate(accept: str | None) -> str:
     raise NotAcceptableError(f"Accept {accept[:100]!r} allows none of {', '.join(ENCODABLE)}")
 
 
-def encode_response(ranked: Sequence[Ranked], *, as_lists: bool, kind: str) -> bytes:
-    """One element per input: ``{"label", "score"}``, or a best-first list when ``as_lists``."""
+def encode_response(
+    logits: Sequence[Sequence[float]], labels: Sequence[str], invocation: Invocation, kind: str
+) -> bytes:
+    """The answer to ``invocation`` from its texts' logits, as ``kind``.
+
+    One element per input: ``{"label", "score"}``, or a best-first list of them. For a JSON
+    body, as the pipeline answers: lists exactly when the request set ``top_k``, and one string
+    with ``top_k`` set gets its list alone. Other bodies (no ``parameters`` to set): lists when
+    ``top_k`` (CustomAttributes) is not 1.
+    """
+    ranked = rank(logits, labels, invocation.top_k, invocation.function)
+    as_lists = invocation.top_k_given if invocation.hugging_face else invocation.top_k != 1
     items: list[Any] = []
     for pairs in ranked:
         dicts = [{"label": label, "score": score} for label, score in pairs]
         items.append(dicts if as_lists else dicts[0])
     if kind == JSON:
-        return orjson.dumps(items)
+        unwrap = invocation.hugging_face and invocation.single and as_lists
+        return orjson.dumps(items[0] if unwrap else items)
     if kind == JSONLINES:
         return b"".join(orjson.dumps(item) + b"\n" for item in items)
     out = io.StringIO()

@@ -136,7 +136,8 @@ class Classifier:
         return [list(ids) for ids in encoded["input_ids"]]
 
     def predict(self, batch: Sequence[Sequence[int]]) -> list[list[float]]:
-        """Per-label probabilities of each sequence, padded to the longest in the batch."""
+        """Per-label logits of each sequence, padded to the longest in the batch; the answer
+        turns them into scores as each request asks (``app.scoring``)."""
         longest = max(len(ids) for ids in batch)
         longest = -(-longest // self._pad_multiple) * self._pad_multiple
         input_ids = np.full((len(batch), longest), self._pad_id, dtype=np.int64)
@@ -144,10 +145,8 @@ class Classifier:
         for row, ids in enumerate(batch):
             input_ids[row, : len(ids)] = ids
             attention_mask[row, : len(ids)] = 1
-        logits = self.scorer.logits(input_ids, attention_mask).astype(np.float64)
-        exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        probabilities: list[list[float]] = (exp / exp.sum(axis=-1, keepdims=True)).tolist()
-        return probabilities
+        logits: list[list[float]] = self.scorer.logits(input_ids, attention_mask).tolist()
+        return logits
 
     def warm_up(self, batch_size: int) -> None:
         """Run the shapes serving will see once, so the first request pays no start-up cost."""

@@ -2,24 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
+
+# What turns a text's logits into its scores, as the transformers pipeline names them; the
+# pipeline's "default" is softmax for a single-label model with several labels (ours).
+ScoreFunction = Literal["softmax", "sigmoid", "none"]
 
 
 class Parameters(BaseModel):
-    """Inference parameters of the Hugging Face format; unknown ones are refused."""
+    """Inference parameters of the Hugging Face format (the transformers text-classification
+    pipeline's keyword arguments); unknown ones are refused."""
 
     model_config = ConfigDict(extra="forbid")
 
     top_k: Annotated[int, Field(strict=True, ge=1)] | None = Field(
         default=1,
         description="Labels per input, best first; null means all labels. More than there "
-        "are labels gives all of them.",
+        "are labels gives all of them. Setting it (even to 1) answers a list per input, as "
+        "the pipeline does.",
+    )
+    function_to_apply: ScoreFunction | Literal["default"] | None = Field(
+        default=None,
+        description="softmax (the default), sigmoid, or none (raw logits); any case.",
+    )
+    return_all_scores: StrictBool | None = Field(
+        default=None,
+        description="Accepted and ignored, as by transformers 5's pipeline; top_k: null "
+        "gives every label.",
     )
     truncation: StrictBool = Field(
         default=True, description="Accepted for compatibility; long texts are always truncated."
     )
+
+    @field_validator("function_to_apply", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        # The pipeline looks the name up in upper case: "SIGMOID" and "Sigmoid" work there too.
+        return value.lower() if isinstance(value, str) else value
+
+    @property
+    def score_function(self) -> ScoreFunction:
+        function = self.function_to_apply
+        if function is None or function == "default":
+            return "softmax"
+        return function
 
 
 class PredictRequest(BaseModel):
@@ -40,14 +68,16 @@ class PredictRequest(BaseModel):
 
 
 class Prediction(BaseModel):
-    """One label with its probability."""
+    """One label with its score: a probability, or the raw logit with function_to_apply none."""
 
     label: str = Field(examples=["business"])
-    score: float = Field(ge=0.0, le=1.0, examples=[0.97])
+    score: float = Field(examples=[0.97])
 
 
-# One element per input: a Prediction (top_k 1) or a best-first list of them (top_k > 1).
-PredictResponse = list[Prediction | list[Prediction]]
+# The transformers pipeline's shapes: one Prediction per input when the request leaves top_k
+# out, a best-first list per input when it sets it; one string with top_k set answers that
+# string's list alone (docs/api.md has the table).
+PredictResponse = list[Prediction] | list[list[Prediction]]
 
 
 class ErrorDetail(BaseModel):

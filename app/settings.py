@@ -9,11 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # SageMaker allows 6 MB per InvokeEndpoint request (a hard limit).
 SAGEMAKER_MAX_BODY_BYTES = 6 * 1024 * 1024
+# SageMaker sends SIGTERM, then SIGKILL 30 s later, to the containers it stops (Custom
+# Inference Code with Hosting Services: UpdateEndpoint, UpdateEndpointWeightsAndCapacities).
+SAGEMAKER_SIGKILL_AFTER_S = 30
 
 
 class Settings(BaseSettings):
@@ -25,14 +28,14 @@ class Settings(BaseSettings):
 
     base_dir: Path = Field(
         default=Path("/opt/ml"),
-        validation_alias=AliasChoices("SAGEMAKER_BASE_DIR", "base_dir"),
+        validation_alias="SAGEMAKER_BASE_DIR",
         description="SageMaker root; the model artifact is read from <base_dir>/model.",
     )
     port: int = Field(
         default=8080,
         ge=1,
         le=65535,
-        validation_alias=AliasChoices("SAGEMAKER_BIND_TO_PORT", "port"),
+        validation_alias="SAGEMAKER_BIND_TO_PORT",
         description="TCP port (SageMaker sets SAGEMAKER_BIND_TO_PORT when it picks one).",
     )
     host: str = Field(default="0.0.0.0", description="Interface to bind; 0.0.0.0 is the contract.")
@@ -100,6 +103,14 @@ class Settings(BaseSettings):
         description="Deadline of a request: answered 504 when it passes before its texts "
         "ran. Keep it under 60 s (SageMaker's limit) on real-time endpoints; Batch "
         "Transform allows up to 3600 s (InvocationsTimeoutInSeconds).",
+    )
+    shutdown_timeout_s: int = Field(
+        default=SAGEMAKER_SIGKILL_AFTER_S - 10,  # 10 s to finish the running batch and exit
+        ge=1,
+        le=3600,
+        description="After SIGTERM, how long requests already in the server may take; those "
+        "still unanswered then get 503. SageMaker sends SIGKILL 30 s after SIGTERM (endpoint "
+        "updates, scale-in): keep it under that there.",
     )
     retry_after_s: int = Field(default=1, ge=1, le=600, description="Retry-After sent with 429.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

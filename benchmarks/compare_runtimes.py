@@ -24,6 +24,7 @@ import numpy as np
 def scores(model_dir: Path, runtime: str, texts: Sequence[str], batch_size: int) -> np.ndarray:
     """Probabilities (texts x labels) in the texts' order, from length-sorted batches."""
     from app.model import load_classifier
+    from app.scoring import scores as probabilities
     from app.settings import Settings
 
     settings = Settings(
@@ -40,7 +41,7 @@ def scores(model_dir: Path, runtime: str, texts: Sequence[str], batch_size: int)
     result = np.zeros((len(ids), len(classifier.labels)))
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        result[chunk] = classifier.predict([ids[i] for i in chunk])
+        result[chunk] = probabilities(classifier.predict([ids[i] for i in chunk]), "softmax")
     return result
 
 

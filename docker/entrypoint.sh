@@ -2,7 +2,8 @@
 # The ENTRYPOINT of every SageMaker image built from docker/Dockerfile.
 #
 # SageMaker starts a training job with `docker run IMAGE train` and an endpoint with
-# `docker run IMAGE serve`; the SageMaker SDK's local mode starts training with no argument.
+# `docker run IMAGE serve`, and so does the SageMaker SDK's local mode (its compose file's
+# `command`); no argument at all (an image run without its CMD) means train.
 #
 #   train, or no argument  ->  exec python -m training
 #   serve                  ->  exec python -m app
@@ -19,10 +20,31 @@ log() {
 # fixtures.
 CUDA_COMPAT_DIR="${CUDA_COMPAT_DIR:-/usr/local/cuda/compat}"
 NVIDIA_DRIVER_VERSION_FILE="${NVIDIA_DRIVER_VERSION_FILE:-/proc/driver/nvidia/version}"
+NVIDIA_SMI="${NVIDIA_SMI:-nvidia-smi}"
 
 # True when version $1 sorts strictly before version $2.
 version_lt() {
     [ "$1" != "$2" ] && [ "$1" = "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" ]
+}
+
+# The host's NVIDIA driver version (550.144.03), or nothing. The kernel module's first line is
+#   NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.144.03  Release Build ...
+# for the proprietary modules and
+#   NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.144.03  Release Build ...
+# for the open ones (the default from driver 560 on; some 550 hosts run them already). Where
+# that file says nothing, nvidia-smi (the NVIDIA container toolkit mounts it with the driver)
+# does. Only a version number counts: a failing nvidia-smi prints its complaint on stdout.
+host_driver_version() {
+    local version
+    version="$(sed -n \
+        's/^NVRM version:.* Kernel Module\( for [A-Za-z0-9_]*\)\? *\([0-9][0-9]*\.[0-9.]*\).*$/\2/p' \
+        "${NVIDIA_DRIVER_VERSION_FILE}" 2>/dev/null | head -n 1 || true)"
+    if [ -z "${version}" ]; then
+        version="$(timeout 20 "${NVIDIA_SMI}" --query-gpu=driver_version --format=csv,noheader \
+            2>/dev/null | head -n 1 | tr -d '[:space:]' || true)"
+    fi
+    [[ "${version}" =~ ^[0-9]+(\.[0-9]+)+$ ]] || version=""
+    printf '%s' "${version}"
 }
 
 # CUDA forward compatibility, as SageMaker's guidance for bring-your-own GPU containers asks:
@@ -36,8 +58,7 @@ enable_cuda_compat() {
     local compat_driver host_driver
     # libcuda.so.1 -> libcuda.so.560.35.05: the compat package's driver version.
     compat_driver="$(readlink "${compat_lib}" | cut -d . -f 3- || true)"
-    host_driver="$(sed -n 's/^NVRM.*Kernel Module *\([0-9.]*\).*$/\1/p' \
-        "${NVIDIA_DRIVER_VERSION_FILE}" 2>/dev/null || true)"
+    host_driver="$(host_driver_version)"
 
     if [ -z "${host_driver}" ] || [ -z "${compat_driver}" ]; then
         log "no NVIDIA driver found; CUDA compat libraries left off"

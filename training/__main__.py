@@ -1,7 +1,8 @@
 """``python -m training [train]``: the image's ``train`` entry point.
 
-SageMaker runs ``docker run IMAGE train``; the SageMaker SDK's local mode passes no argument.
-Both run the job described by ``$SAGEMAKER_BASE_DIR`` (default ``/opt/ml``).
+SageMaker runs ``docker run IMAGE train``, and so does the SageMaker SDK's local mode (the
+``command`` of the compose file it writes); ``train`` is optional here all the same. Either runs
+the job described by ``$SAGEMAKER_BASE_DIR`` (default ``/opt/ml``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="?",
         default="train",
         choices=["train"],
-        help="what SageMaker passes; optional (local mode passes nothing)",
+        help="what SageMaker (and the SDK's local mode) passes; optional",
     )
     parser.parse_args(argv)
     _configure_logging()

@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MASTER_PORT = 29500
+# SageMaker SIGKILLs a training container 120 s after its SIGTERM (StopTrainingJob, MaxRuntime;
+# a spot reclaim comes with EC2's two-minute notice). torchrun SIGKILLs its workers 30 s after
+# passing SIGTERM on, unless told otherwise, which a large model's checkpoint can outlast. The
+# workers get SageMaker's window, less a little for torchrun and the launcher to exit.
+SAGEMAKER_SIGTERM_GRACE_S = 120
+WORKER_SHUTDOWN_TIMEOUT_S = SAGEMAKER_SIGTERM_GRACE_S - 10
 T = TypeVar("T")
 
 
@@ -73,6 +79,7 @@ def torchrun_command(plan: LaunchPlan, module_args: list[str]) -> list[str]:
         "-m",
         "torch.distributed.run",
         f"--nproc-per-node={plan.nproc_per_node}",
+        f"--shutdown-timeout={WORKER_SHUTDOWN_TIMEOUT_S}",
     ]
     if plan.nnodes == 1:
         # One host: a private rendezvous on a free local port.

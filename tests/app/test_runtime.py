@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from app import scoring
 from app.api import create_app
 from app.model import load_classifier
 from app.settings import Settings
@@ -32,8 +33,8 @@ def scores(model_dir: Path, runtime: str) -> tuple[str, np.ndarray, np.ndarray]:
     classifier = load_classifier(tiny_settings(model_dir, runtime=runtime))
     ids = classifier.tokenize(TEXTS)
     # One batch of all, and one text at a time: both batch shapes the export did not see.
-    together = np.array(classifier.predict(ids))
-    alone = np.array([classifier.predict([one])[0] for one in ids])
+    together = scoring.scores(classifier.predict(ids), "softmax")
+    alone = scoring.scores([classifier.predict([one])[0] for one in ids], "softmax")
     np.testing.assert_allclose(together, alone, atol=1e-5)
     input_ids = np.zeros((len(ids), max(map(len, ids))), dtype=np.int64)
     attention_mask = np.zeros_like(input_ids)

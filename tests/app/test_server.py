@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.settings import SAGEMAKER_SIGKILL_AFTER_S, Settings
 from tests.conftest import (
     REPO_ROOT,
     ServerProcess,
@@ -111,6 +112,54 @@ def test_sigterm_drains_queued_requests_then_exits_0(one_by_one_server: ServerPr
     assert all(len(response.json()) == 200 for response in responses)
     assert server.process.wait(timeout=30) == 0
     assert "queue drained" in server.log()
+
+
+SHUTDOWN_TIMEOUT_S = 2
+
+
+def test_sigterm_answers_what_cannot_finish_in_time_and_exits_within_the_window(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """SageMaker SIGKILLs 30 s after SIGTERM: the server must be gone by then, with every
+    request answered. Here the window is SHUTDOWN_TIMEOUT_S and the queued work far longer:
+    16 x 2000 texts one at a time, 20-90 s of work at 0.7-3 ms each. (About 15 s here, plus
+    the server's start.)"""
+    assert Settings().shutdown_timeout_s < SAGEMAKER_SIGKILL_AFTER_S
+    server = start_model_server(
+        opt_ml(tmp_path, tiny_model_dir),
+        tmp_path / "server.log",
+        SERVE_MAX_BATCH_SIZE="1",
+        SERVE_QUEUE_SIZE="32000",
+        SERVE_SHUTDOWN_TIMEOUT_S=str(SHUTDOWN_TIMEOUT_S),
+    )
+    try:
+
+        def post(i: int) -> httpx.Response:
+            texts = [f"headline {i} number {j} " * 3 for j in range(2000)]
+            return httpx.post(f"{server.url}/invocations", json={"inputs": texts}, timeout=120)
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            pending = [pool.submit(post, i) for i in range(16)]
+            deadline = time.monotonic() + 60
+            while metric(server, "serving_queue_depth") < 24000 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            server.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            code = server.process.wait(timeout=60)
+            exited_after = time.monotonic() - signalled
+            responses = [future.result() for future in pending]
+    finally:
+        stop_model_server(server)
+    assert code == 0, server.log()[-3000:]
+    assert exited_after < SHUTDOWN_TIMEOUT_S + 10, server.log()[-3000:]
+    statuses = sorted(response.status_code for response in responses)
+    assert set(statuses) <= {200, 503}, statuses
+    assert 503 in statuses, statuses  # the work did outlast the window
+    for response in responses:
+        if response.status_code == 503:
+            assert response.json()["error"]["code"] == "not_ready"
+        else:
+            assert len(response.json()) == 2000
 
 
 def run_app(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -70,8 +70,8 @@ def test_the_entrypoint_runs_exactly_the_module(
 
 
 def test_no_argument_at_all_means_train(tmp_path: Path) -> None:
-    # The SageMaker SDK's local mode starts training containers with no argument, and a user
-    # may clear the CMD: the script itself must default to train.
+    # SageMaker and the SDK's local mode pass `train`, but a user may clear the CMD
+    # (`--entrypoint` tricks, compose files): the script itself must default to train.
     image = Image.load("train")
     script = image.source_of(image.entrypoint[0])
     fake_venv = tmp_path / "venv"
@@ -91,8 +91,26 @@ def test_an_unknown_command_is_refused(tmp_path: Path) -> None:
     assert seen == {}
 
 
-def write_driver_files(tmp_path: Path, host_driver: str | None) -> dict[str, str]:
-    """A cuda-compat folder as the nvidia/cuda images ship it, and the kernel's version file."""
+# The first line of /proc/driver/nvidia/version with NVIDIA's proprietary kernel modules, and
+# with its open ones (the default from driver 560 on).
+PROPRIETARY_MODULE = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  {}  Release Build  "
+OPEN_MODULE = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  {}  Release Build  "
+UNKNOWN_WORDING = "NVRM version: some future wording {} "
+NVIDIA_SMI_FAILED = (
+    "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
+    "Make sure that the latest NVIDIA driver is installed and running."
+)
+
+
+def write_driver_files(
+    tmp_path: Path,
+    host_driver: str | None,
+    *,
+    version_line: str = PROPRIETARY_MODULE,
+    nvidia_smi: str | None = None,
+) -> dict[str, str]:
+    """A cuda-compat folder as the nvidia/cuda images ship it, the kernel's version file, and
+    an nvidia-smi that prints ``nvidia_smi`` (none when it is None)."""
     compat = tmp_path / "cuda-compat"
     compat.mkdir()
     (compat / "libcuda.so.560.35.05").write_bytes(b"")
@@ -100,11 +118,22 @@ def write_driver_files(tmp_path: Path, host_driver: str | None) -> dict[str, str
     version_file = tmp_path / "nvidia-version"
     if host_driver is not None:
         version_file.write_text(
-            f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {host_driver}  "
-            "Release Build  (dvs-builder@U16-I3-A14-3-1)  Thu Oct 10 2024\n"
+            version_line.format(host_driver) + "(dvs-builder@U16-I3-A14-3-1)  Thu Oct 10 2024\n"
             "GCC version:  gcc version 7.3.1 20180712 (Red Hat 7.3.1-17) (GCC)\n"
         )
-    return {"CUDA_COMPAT_DIR": str(compat), "NVIDIA_DRIVER_VERSION_FILE": str(version_file)}
+    smi = tmp_path / "nvidia-smi"
+    if nvidia_smi is not None:
+        # Answers only the query the entrypoint makes.
+        smi.write_text(
+            '#!/bin/sh\n[ "$*" = "--query-gpu=driver_version --format=csv,noheader" ] || exit 64\n'
+            f"{nvidia_smi}\n"
+        )
+        smi.chmod(0o755)
+    return {
+        "CUDA_COMPAT_DIR": str(compat),
+        "NVIDIA_DRIVER_VERSION_FILE": str(version_file),
+        "NVIDIA_SMI": str(smi),
+    }
 
 
 @pytest.mark.parametrize(
@@ -125,6 +154,50 @@ def test_cuda_compat_only_when_the_host_driver_is_older(
     assert result.returncode == 0, result.stderr
     library_path = seen["LD_LIBRARY_PATH"].split(":")
     assert (files["CUDA_COMPAT_DIR"] in library_path) is compat_on
+
+
+@pytest.mark.parametrize(
+    ("version_line", "nvidia_smi", "found"),
+    [
+        pytest.param(PROPRIETARY_MODULE, None, "535.54.03", id="proprietary-module"),
+        # e.g. 550.144.03 on SageMaker's inference AMIs
+        pytest.param(OPEN_MODULE, None, "535.54.03", id="open-module"),
+        # The version file unreadable or in a form not known here: nvidia-smi says it.
+        pytest.param(
+            UNKNOWN_WORDING, "echo 535.54.03; echo 535.54.03", "535.54.03", id="nvidia-smi"
+        ),  # one line per GPU
+        pytest.param(UNKNOWN_WORDING, "exit 127", None, id="no-nvidia-smi"),
+        # What nvidia-smi prints (on stdout) when it cannot talk to the driver.
+        pytest.param(
+            UNKNOWN_WORDING, f"echo {NVIDIA_SMI_FAILED!r}; exit 9", None, id="nvidia-smi-fails"
+        ),
+    ],
+)
+def test_the_host_driver_is_read_from_either_kernel_module_or_nvidia_smi(
+    tmp_path: Path, version_line: str, nvidia_smi: str | None, found: str | None
+) -> None:
+    files = write_driver_files(
+        tmp_path, "535.54.03", version_line=version_line, nvidia_smi=nvidia_smi
+    )
+    result, seen = run_with_fake_python(tmp_path, "serve", "serve", **files)
+    assert result.returncode == 0, result.stderr
+    library_path = seen["LD_LIBRARY_PATH"].split(":")
+    if found is None:
+        assert "no NVIDIA driver found" in result.stderr
+        assert files["CUDA_COMPAT_DIR"] not in library_path
+    else:
+        assert f"host driver {found} is older than 560.35.05" in result.stderr
+        assert files["CUDA_COMPAT_DIR"] in library_path
+
+
+def test_nvidia_smi_is_asked_only_when_the_kernel_module_says_nothing(tmp_path: Path) -> None:
+    files = write_driver_files(tmp_path, "575.57.08", nvidia_smi="echo 470.256.02")
+    result, seen = run_with_fake_python(tmp_path, "serve", "serve", **files)
+    assert "host driver 575.57.08 is not older" in result.stderr
+    assert files["CUDA_COMPAT_DIR"] not in seen["LD_LIBRARY_PATH"].split(":")
+    Path(files["NVIDIA_DRIVER_VERSION_FILE"]).unlink()  # a container without /proc/driver/nvidia
+    result, seen = run_with_fake_python(tmp_path / "again", "serve", "serve", **files)
+    assert "host driver 470.256.02 is older than 560.35.05" in result.stderr
 
 
 def test_no_compat_package_no_change(tmp_path: Path) -> None:

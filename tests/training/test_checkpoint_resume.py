@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,12 +27,12 @@ def resume_hyperparameters(model_dir: Path) -> dict[str, object]:
     )
 
 
-def interrupt_after_step(base: Path, step: int) -> tuple[int, str]:
+def interrupt_after_step(base: Path, step: int, **env: str) -> tuple[int, str]:
     """Start the job, send SIGTERM once it has logged ``step``, return (exit code, output)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "training", "train"],
         cwd=REPO_ROOT,
-        env=child_env(base),
+        env=child_env(base, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -119,3 +120,35 @@ def test_sigterm_to_a_two_process_job_checkpoints_and_the_restart_finishes(
     assert f"resumed from {checkpoints[-1]}" in log
     assert (base / "model" / "artifact.json").is_file()
     assert not (base / "output" / "failure").exists()
+
+
+# A save that needs longer than torchrun's default grace (30 s) between its SIGTERM and SIGKILL.
+SLOW_SAVE_S = 32
+
+
+@pytest.mark.slow
+def test_a_two_process_checkpoint_that_outlasts_torchruns_default_grace_survives(
+    tmp_path: Path, tiny_model_dir: Path, train_rows: bytes
+):
+    """SageMaker waits 120 s after SIGTERM; torchrun must not kill the workers after 30 s.
+
+    The first fsync of each worker (rank 0's checkpoint; rank 1 writes none) takes
+    SLOW_SAVE_S, as on a slow volume (tests/training/slow_fsync). Takes about a minute."""
+    hp = tiny_hyperparameters(
+        tiny_model_dir, num_processes=2, checkpoint_steps=0, early_stopping_patience=0
+    )
+    base = write_job(tmp_path / "job", hp, train_rows=train_rows)
+    started = time.monotonic()
+    code, output = interrupt_after_step(
+        base,
+        2,
+        PYTHONPATH=str(Path(__file__).parent / "slow_fsync"),
+        SLOW_FSYNC_S=str(SLOW_SAVE_S),
+    )
+    assert time.monotonic() - started > SLOW_SAVE_S, output  # the slow save did happen
+    assert code != 0, output
+    assert "launching 2 processes" in output
+    assert "stopped by SIGTERM" in (base / "output" / "failure").read_text(), output
+    checkpoints = sorted((base / "checkpoints").glob("step-*"))
+    assert [c.name for c in checkpoints if (c / "manifest.json").is_file()], output
+    assert not list((base / "checkpoints").glob(".tmp-*")), output

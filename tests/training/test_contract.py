@@ -86,7 +86,7 @@ def test_bad_hyperparameter_fails_with_its_name(
 
 def test_unknown_hyperparameter_fails(opt_ml: Path, tiny_model_dir: Path, train_rows: bytes):
     write_job(opt_ml, tiny_hyperparameters(tiny_model_dir, lr="0.1"), train_rows=train_rows)
-    assert main([]) == 1  # local mode passes no argument
+    assert main([]) == 1  # `train` is optional (an image run without its CMD)
     assert "unknown hyperparameter 'lr'" in failure_of(opt_ml)
 
 

@@ -32,6 +32,9 @@ def test_two_hosts_rendezvous_at_the_first_host():
     ):
         assert flag in command
     assert command[-3:] == ["-m", "training", "train"]
+    # SIGTERM to SIGKILL: torchrun's default 30 s for the workers, SageMaker's 120 s in all.
+    [grace] = [int(arg.split("=")[1]) for arg in command if arg.startswith("--shutdown-timeout=")]
+    assert 30 < grace < 120
 
 
 def test_one_cpu_host_runs_one_process_unless_asked():
