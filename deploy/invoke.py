@@ -26,7 +26,12 @@ JSON = "application/json"
 def request_body(texts: Sequence[str], top_k: int) -> bytes:
     if not texts:
         raise ConfigError("no texts to classify: pass them as arguments or on stdin")
-    return json.dumps({"inputs": list(texts), "parameters": {"top_k": top_k}}).encode()
+    # Without top_k the answer is one {"label", "score"} per text; an explicit top_k (even 1)
+    # nests a list per text, as the Hugging Face pipeline does (docs/api.md).
+    body: dict[str, object] = {"inputs": list(texts)}
+    if top_k != 1:
+        body["parameters"] = {"top_k": top_k}
+    return json.dumps(body).encode()
 
 
 def invoke_endpoint(

@@ -49,7 +49,8 @@ def test_invoke_endpoint_sends_the_project_request_and_prints_predictions(
     sent = recorded.calls.params("InvokeEndpoint")
     assert sent["EndpointName"] == "my-endpoint"
     assert (sent["ContentType"], sent["Accept"]) == ("application/json", "application/json")
-    assert json.loads(sent["Body"]) == {"inputs": TEXTS, "parameters": {"top_k": 1}}
+    # top_k 1 is the default: sent without parameters, so the answer is flat (docs/api.md).
+    assert json.loads(sent["Body"]) == {"inputs": TEXTS}
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines == [
         {"text": TEXTS[0], "prediction": PREDICTIONS[0]},
