@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=settings.workers,
             log_config=None,
             access_log=False,
+            limit_concurrency=settings.max_concurrency,
         )
         return 0
 
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.port,
         log_config=None,
         access_log=False,
+        # Beyond it uvicorn answers 503 itself: a connection flood cannot exhaust the process.
+        limit_concurrency=settings.max_concurrency,
         # Queued requests get until their deadline to finish when SIGTERM arrives.
         timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
     )

@@ -128,7 +128,12 @@ def _decode_csv(body: bytes) -> Invocation:
         if not line.strip():
             continue
         if line.startswith('"'):
-            fields = next(csv.reader([line]))
+            try:
+                fields = next(csv.reader([line]))
+            except csv.Error:  # a field over csv.field_size_limit() (128 KiB), or bad quoting
+                raise BadRequestError(
+                    f"line {number} is not one CSV-quoted text of at most 128 KiB"
+                ) from None
             if len(fields) != 1:
                 raise BadRequestError(
                     f"line {number} must hold one (quoted) text, not {len(fields)}"

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from app.batching import Batcher
 from app.errors import NotReadyError
+from app.inference import Inference
 from app.model import Classifier, batch_size
 from app.observability import Metrics
 from app.settings import Settings
@@ -30,8 +31,9 @@ class State(StrEnum):
 
 
 class Engine:
-    """Owns the classifier and the batcher; ``on_fatal`` is called when the model cannot load
-    (``main`` uses it to stop the server, so the container exits non-zero)."""
+    """Owns the batcher and the inference façade over the classifier; ``on_fatal`` is called
+    when the model cannot load (``main`` uses it to stop the server, so the container exits
+    non-zero)."""
 
     def __init__(
         self,
@@ -45,8 +47,8 @@ class Engine:
         self.state = State.LOADING
         self._loader = loader
         self._on_fatal = on_fatal
-        self._classifier: Classifier | None = None
         self._batcher: Batcher | None = None
+        self._inference: Inference | None = None
         self._load_task: asyncio.Task[None] | None = None
 
     async def start(self, *, wait: bool = False) -> None:
@@ -79,13 +81,14 @@ class Engine:
         )
         batcher.start()
         self.metrics.queue_depth.set_function(lambda: batcher.depth)
-        self._classifier, self._batcher = classifier, batcher
+        self._batcher = batcher
+        self._inference = Inference(classifier, batcher, settings.max_text_chars)
         if self.state is State.LOADING:
             self.state = State.READY
 
-    def require_ready(self) -> tuple[Classifier, Batcher]:
-        if self.state is State.READY and self._classifier and self._batcher:
-            return self._classifier, self._batcher
+    def require_ready(self) -> Inference:
+        if self.state is State.READY and self._inference is not None:
+            return self._inference
         if self.state is State.STOPPING:
             raise NotReadyError("the server is shutting down")
         raise NotReadyError("the model is not loaded yet; retry shortly")
@@ -98,3 +101,5 @@ class Engine:
         if self._batcher is not None:
             await self._batcher.stop()
             logger.info("queue drained; model server stopped")
+        if self._inference is not None:
+            self._inference.close()

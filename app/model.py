@@ -150,10 +150,18 @@ class Classifier:
         return probabilities
 
     def warm_up(self, batch_size: int) -> None:
-        """Run the shapes serving will see once, so the first request pays no start-up cost."""
+        """Run the shapes serving will see once, so the first request pays no start-up cost,
+        and refuse a model whose scores are not finite."""
         ids = self._warm_up_ids()
         for size in sorted({1, min(batch_size, 8), batch_size}):
-            self.predict([ids] * size)
+            scores = self.predict([ids] * size)
+            if not np.isfinite(scores).all():
+                # A diverged training run (NaN weights) would otherwise pass /ping and answer
+                # every request with "score": null.
+                raise ArtifactError(
+                    "the model's scores on a warm-up text are not finite (NaN or infinity): "
+                    "its weights are broken, e.g. by a diverged training run; retrain it"
+                )
 
     def measure_call_overhead(self, batch_size: int) -> float:
         """Fit time = overhead + per_token x tokens through a 1-text and a larger call
