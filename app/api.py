@@ -158,7 +158,8 @@ def _routes() -> APIRouter:
 
     async def get_execution_parameters(engine: EngineDep) -> ExecutionParameters:
         """What SageMaker Batch Transform asks before it sends records."""
-        return execution_parameters(engine.settings)
+        limits = engine.require_ready().limits  # known once the model is loaded
+        return execution_parameters(engine.settings, limits)
 
     router.add_api_route(
         "/execution-parameters",
@@ -194,9 +195,9 @@ async def invocations(request: Request, engine: EngineDep) -> Response:
     count = len(invocation.texts)
     context = request.state.log
     context.update(inputs=count, body_bytes=len(body))
-    if count > settings.max_instances:
+    if count > inference.limits.max_instances:
         raise PayloadTooLargeError(
-            f"{count} inputs in one request; the limit is {settings.max_instances}"
+            f"{count} inputs in one request; the limit is {inference.limits.max_instances}"
         )
     top_k = invocation.top_k if invocation.top_k_given else attributes.top_k
     timeout = settings.request_timeout_s

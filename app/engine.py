@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from app.batching import Batcher
 from app.errors import NotReadyError
-from app.inference import Inference
+from app.inference import Inference, derive_limits
 from app.model import Classifier, batch_size
 from app.observability import Metrics
 from app.settings import Settings
@@ -62,6 +62,7 @@ class Engine:
     async def _load(self) -> None:
         try:
             classifier = await asyncio.to_thread(self._loader, self.settings)
+            limits = await asyncio.to_thread(derive_limits, self.settings, classifier)
         except Exception:
             logger.exception("the model could not be loaded; the server cannot serve")
             self.state = State.FAILED
@@ -75,14 +76,25 @@ class Engine:
             max_batch_tokens=settings.max_batch_tokens,
             call_overhead_tokens=classifier.call_overhead_tokens,
             max_wait_s=settings.max_wait_ms / 1000,
-            capacity=settings.queue_size,
+            capacity=limits.queue_size,
             retry_after_s=settings.retry_after_s,
             on_batch=self.metrics.observe_batch,
         )
         batcher.start()
         self.metrics.queue_depth.set_function(lambda: batcher.depth)
         self._batcher = batcher
-        self._inference = Inference(classifier, batcher, settings.max_text_chars)
+        self._inference = Inference(classifier, batcher, limits, settings.max_text_chars)
+        logger.info(
+            "serving limits",
+            extra={
+                "queue_size": limits.queue_size,
+                "max_instances": limits.max_instances,
+                "max_length_texts_per_s": (
+                    None if limits.texts_per_s is None else round(limits.texts_per_s, 1)
+                ),
+                "max_text_chars": self._inference.max_text_chars,
+            },
+        )
         if self.state is State.LOADING:
             self.state = State.READY
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from app.batching import Batcher, Scores, TokenIds
 from app.errors import DeadlineExceededError
-from app.model import Classifier
+from app.model import Classifier, batch_size
+from app.settings import Settings
 
 # Tokenizing fewer characters than this stays on the event loop (a thread hop costs more).
 _INLINE_TOKENIZE_CHARS = 4096
@@ -33,6 +34,37 @@ _TOKENIZE_CHUNK = 256
 CHARS_PER_TOKEN = 32
 
 Ranked = list[tuple[str, float]]
+
+# Share of the request deadline a full queue of max-length texts may take to run; the rest is
+# margin for tokenizing, the event loop and a busier moment of the machine.
+DEADLINE_SHARE = 0.5
+QUEUE_BOUNDS = (64, 4096)
+MAX_INSTANCES_CAP = 2048
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The queue size and texts per request in force: set, or derived from ``texts_per_s``
+    (measured at start-up on texts of max_length tokens) and the deadline."""
+
+    queue_size: int
+    max_instances: int
+    texts_per_s: float | None = None
+
+
+def derive_limits(settings: Settings, classifier: Classifier) -> Limits:
+    """``SERVE_QUEUE_SIZE`` and ``SERVE_MAX_INSTANCES``, or where 0 (the default) what this
+    model on this machine runs within the deadline: a full queue in ``DEADLINE_SHARE`` of
+    ``SERVE_REQUEST_TIMEOUT_S``, a request at the limit in half of that."""
+    if settings.queue_size and settings.max_instances:
+        return Limits(settings.queue_size, settings.max_instances)
+    texts_per_s = classifier.measure_throughput(batch_size(settings))
+    low, high = QUEUE_BOUNDS
+    budget = int(texts_per_s * settings.request_timeout_s * DEADLINE_SHARE)
+    queue_size = settings.queue_size or min(high, max(low, budget))
+    max_instances = settings.max_instances or max(1, min(MAX_INSTANCES_CAP, queue_size // 2))
+    # A request at the limit must fit in the queue, or it could never run.
+    return Limits(max(queue_size, max_instances), max_instances, texts_per_s)
 
 
 @dataclass(frozen=True)
@@ -50,9 +82,12 @@ class Classification:
 class Inference:
     """Owns the tokenizer thread; built by the engine once the model is loaded."""
 
-    def __init__(self, classifier: Classifier, batcher: Batcher, max_text_chars: int = 0) -> None:
+    def __init__(
+        self, classifier: Classifier, batcher: Batcher, limits: Limits, max_text_chars: int = 0
+    ) -> None:
         self._classifier = classifier
         self._batcher = batcher
+        self.limits = limits  # the handler answers 413 above limits.max_instances
         self.max_text_chars = max_text_chars or CHARS_PER_TOKEN * classifier.max_length
         self._tokenizer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize")
 

@@ -184,6 +184,17 @@ class Classifier:
             return 1e6
         return min(1e6, max(0.0, one / per_token - len(ids)))
 
+    def measure_throughput(self, batch_size: int) -> float:
+        """Texts per second at the artifact's max length (the worst case), in batches of up
+        to 16: what the default queue size and request limit are derived from."""
+        ids = self._warm_up_ids()
+        full = (ids * (self.max_length // len(ids) + 1))[: self.max_length]
+        batch = [full] * max(1, min(batch_size, 16))
+        self.predict(batch)  # the first call of a new shape pays one-off costs
+        started = time.perf_counter()
+        self.predict(batch)
+        return len(batch) / (time.perf_counter() - started)
+
     def _warm_up_ids(self) -> list[int]:
         return self.tokenize(["warm up the model before the first request"])[0]
 

@@ -83,12 +83,17 @@ class Settings(BaseSettings):
         "runs; only matters when the model is idle.",
     )
     queue_size: int = Field(
-        default=4096,
-        ge=1,
-        description="Texts queued at once; beyond it requests get 429.",
+        default=0,
+        ge=0,
+        description="Texts queued at once; beyond it requests get 429. 0: derived at start-up "
+        "from the model's measured throughput on texts of max_length tokens, so that a full "
+        "queue runs in half the request deadline (between 64 and 4096).",
     )
     max_instances: int = Field(
-        default=2048, ge=1, description="Texts per request; beyond it the request gets 413."
+        default=0,
+        ge=0,
+        description="Texts per request; beyond it the request gets 413. 0: half the queue "
+        "size (at most 2048), so a request at the limit finishes inside its deadline.",
     )
     max_body_bytes: int = Field(
         default=SAGEMAKER_MAX_BODY_BYTES, ge=1024, description="Request body limit in bytes (413)."
@@ -136,7 +141,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_limits(self) -> Settings:
-        if self.max_instances > self.queue_size:
+        if self.queue_size and self.max_instances > self.queue_size:
             raise ValueError(
                 f"SERVE_MAX_INSTANCES ({self.max_instances}) must not exceed "
                 f"SERVE_QUEUE_SIZE ({self.queue_size}): such a request could never be queued"

@@ -13,7 +13,7 @@ import pytest
 
 from app.batching import Batcher
 from app.errors import DeadlineExceededError, OverloadedError
-from app.inference import CHARS_PER_TOKEN, Inference, rank
+from app.inference import CHARS_PER_TOKEN, Inference, Limits, derive_limits, rank
 from app.model import Classifier, load_classifier
 from tests.app.support import tiny_settings
 
@@ -54,7 +54,7 @@ def test_a_full_queue_answers_429_before_anything_is_tokenized(
     async def scenario() -> None:
         batcher = batcher_for(classifier, capacity=4)
         batcher.start()
-        inference = Inference(classifier, batcher)
+        inference = Inference(classifier, batcher, Limits(64, 32))
         held = batcher.reserve(4)  # another request's room, taken while it tokenizes
         with pytest.raises(OverloadedError):
             inference.check_room()
@@ -77,7 +77,7 @@ def test_texts_are_cut_to_the_cap_before_tokenizing(real_classifier: Classifier)
     async def scenario() -> None:
         batcher = batcher_for(classifier)
         batcher.start()
-        inference = Inference(classifier, batcher)
+        inference = Inference(classifier, batcher, Limits(64, 32))
         cap = inference.max_text_chars
         assert cap == CHARS_PER_TOKEN * classifier.max_length
         long_text = "Stocks fall as oil prices climb. " * 30_000  # about 1 MB
@@ -105,7 +105,7 @@ def test_the_deadline_covers_tokenizing_and_frees_the_queue_room(
     async def scenario() -> None:
         batcher = batcher_for(classifier)
         batcher.start()
-        inference = Inference(classifier, batcher)
+        inference = Inference(classifier, batcher, Limits(64, 32))
         texts = ["Ebola outbreak spreads to Nigeria " * 20] * 10  # over the inline limit
         started = time.monotonic()
         with pytest.raises(DeadlineExceededError):
@@ -127,3 +127,49 @@ def test_rank_keeps_top_k_best_first() -> None:
         [("a", 0.5), ("c", 0.3), ("b", 0.2)],
     ]
     assert rank(rows, labels, 99) == rank(rows, labels, None)
+
+
+class MeasuredClassifier(RecordingClassifier):
+    """The real tiny classifier, as fast on max-length texts as a test says it is."""
+
+    def __init__(self, real: Classifier, texts_per_s: float) -> None:
+        super().__init__(real)
+        self.texts_per_s = texts_per_s
+
+    def measure_throughput(self, batch_size: int) -> float:
+        return self.texts_per_s
+
+
+@pytest.mark.parametrize(
+    ("texts_per_s", "overrides", "expected"),
+    [
+        # A full queue runs in half the 50 s deadline; a request may take half the queue.
+        (10.0, {}, (250, 125)),
+        (0.5, {}, (64, 32)),  # never below 64 texts queued
+        (1000.0, {}, (4096, 2048)),  # nor above 4096
+        (10.0, {"max_instances": 400}, (400, 400)),  # a request at the limit must fit
+        (10.0, {"queue_size": 100}, (100, 50)),
+        (10.0, {"request_timeout_s": 10.0}, (64, 32)),
+    ],
+)
+def test_default_limits_fit_the_measured_throughput_and_the_deadline(
+    real_classifier: Classifier,
+    tiny_model_dir: Path,
+    texts_per_s: float,
+    overrides: dict[str, float],
+    expected: tuple[int, int],
+) -> None:
+    settings = tiny_settings(tiny_model_dir, **{"queue_size": 0, "max_instances": 0, **overrides})
+    limits = derive_limits(settings, MeasuredClassifier(real_classifier, texts_per_s))
+    assert (limits.queue_size, limits.max_instances) == expected
+
+
+def test_limits_set_explicitly_are_kept_and_the_real_model_is_measured(
+    real_classifier: Classifier, tiny_model_dir: Path
+) -> None:
+    settings = tiny_settings(tiny_model_dir, queue_size=10, max_instances=5)
+    assert derive_limits(settings, real_classifier) == Limits(10, 5)
+    derived = tiny_settings(tiny_model_dir, queue_size=0, max_instances=0)
+    measured = derive_limits(derived, real_classifier)
+    assert measured.texts_per_s is not None and measured.texts_per_s > 0
+    assert 64 <= measured.queue_size <= 4096
