@@ -348,7 +348,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 rss,
                 body,
                 seconds=args.flood_seconds,
-                clients=max(1, 10 * server_limits(log)[0] // per_request),
+                clients=args.hammer_clients or max(1, 10 * server_limits(log)[0] // per_request),
             ),
         ):
             report["cases"].append(result)
@@ -373,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="client timeout, seconds")
     parser.add_argument("--skip-huge", action="store_true", help="leave out huge_body")
     parser.add_argument("--no-flood", action="store_true", help="leave out the floods")
+    parser.add_argument(
+        "--hammer-clients", type=int, default=0, help="clients of hammer (0: 10 x queue / 64)"
+    )
     parser.add_argument("--flood-seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
     report = run(args)
