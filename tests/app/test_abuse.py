@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -96,3 +97,26 @@ def test_a_client_gone_mid_body_is_499_in_the_log_not_an_error(
     assert entry["status"] == 499
     assert "unexpected error" not in impatient_server.log()
     assert "Traceback" not in impatient_server.log()
+
+
+def test_connections_beyond_the_concurrency_limit_get_uvicorns_503(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    base = tmp_path / "opt_ml"
+    base.mkdir()
+    (base / "model").symlink_to(tiny_model_dir, target_is_directory=True)
+    server = start_model_server(base, base / "server.log", SERVE_MAX_CONCURRENCY="3")
+    host, port = server.url.removeprefix("http://").split(":")
+    try:
+        # Two idle connections and the probe's make 3: uvicorn refuses before the app runs.
+        idle = [
+            socket.create_connection((host, int(port)), timeout=SOCKET_TIMEOUT_S) for _ in range(2)
+        ]
+        time.sleep(0.2)
+        assert httpx.get(f"{server.url}/ping", timeout=SOCKET_TIMEOUT_S).status_code == 503
+        for sock in idle:
+            sock.close()
+        time.sleep(0.2)
+        assert httpx.get(f"{server.url}/ping", timeout=SOCKET_TIMEOUT_S).status_code == 200
+    finally:
+        stop_model_server(server)
