@@ -185,7 +185,7 @@ def parse_hyperparameters(raw: Mapping[str, Any]) -> Hyperparameters:
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise HyperparameterError(
-                f"unknown hyperparameter {key!r}.{hint} Known: {', '.join(sorted(known))}."
+                f"unknown hyperparameter {_excerpt(key)}.{hint} Known: {', '.join(sorted(known))}."
             )
     try:
         return Hyperparameters.model_validate(dict(raw))

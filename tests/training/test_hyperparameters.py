@@ -184,3 +184,9 @@ def test_nested_or_huge_values_are_a_hyperparameter_error_without_an_echo(
     with pytest.raises(HyperparameterError, match="'epochs'") as caught:
         read_hyperparameters(tmp_path, {"epochs": value})
     assert len(str(caught.value)) < 400
+
+
+def test_a_huge_unknown_key_is_not_echoed_whole() -> None:
+    with pytest.raises(HyperparameterError, match="unknown hyperparameter") as caught:
+        parse_hyperparameters({"x" * 5000: 1})
+    assert len(str(caught.value)) < 1024  # SageMaker shows the failure file's first 1,024
