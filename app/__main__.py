@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=settings.shutdown_timeout_s,
+            limit_concurrency=settings.max_concurrency,
         )
         return 0
 
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.port,
         log_config=None,
         access_log=False,
+        # Beyond it uvicorn answers 503 itself: a connection flood cannot exhaust the process.
+        limit_concurrency=settings.max_concurrency,
         # After SIGTERM, requests in the server get this long before they are answered 503:
         # SageMaker's SIGKILL follows 30 s after its SIGTERM, whatever their deadlines.
         timeout_graceful_shutdown=settings.shutdown_timeout_s,

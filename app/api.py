@@ -1,8 +1,9 @@
 """The HTTP layer: routes, the request-context middleware, and error rendering.
 
-Layers follow the data: handler -> codecs (content negotiation, validation) -> tokenizer ->
-bounded queue -> batcher -> model -> codecs. ``/ping`` and ``/invocations`` are the SageMaker
-names; ``/health`` and ``/predict`` are aliases of the same handlers.
+Layers follow the data: handler (content negotiation, body, limits: :mod:`app.codecs`) ->
+inference façade (:mod:`app.inference`: queue room, text cap, tokenizer, batcher, ranking) ->
+codecs. The handler never drives the batcher itself. ``/ping`` and ``/invocations`` are the
+SageMaker names; ``/health`` and ``/predict`` are aliases of the same handlers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import codecs
@@ -29,6 +31,7 @@ from app.errors import (
     BadRequestError,
     ErrorCode,
     PayloadTooLargeError,
+    RequestTimeoutError,
     ServingError,
     error_body,
 )
@@ -37,6 +40,7 @@ from app.observability import Metrics
 from app.sagemaker import (
     CUSTOM_ATTRIBUTES,
     REQUEST_ID,
+    CustomAttributes,
     execution_parameters,
     parse_custom_attributes,
     valid_request_id,
@@ -46,8 +50,6 @@ from app.settings import Settings
 
 logger = logging.getLogger("app.requests")
 
-# Tokenizing more texts than this moves off the event loop, so /ping never waits on it.
-_INLINE_TOKENIZE_CHARS = 4096
 _CLIENT_CLOSED = 499  # nginx's convention; nobody receives it, it only shows in logs/metrics
 T = TypeVar("T")
 
@@ -76,8 +78,13 @@ def create_app(
         version="1",
         lifespan=lifespan,
         responses={
-            status: {"model": ErrorResponse} for status in (400, 406, 413, 415, 429, 500, 503, 504)
+            status: {"model": ErrorResponse}
+            for status in (400, 406, 408, 413, 415, 429, 500, 503, 504)
         },
+        # Off unless asked for: Swagger UI makes browsers load scripts from a CDN.
+        openapi_url="/openapi.json" if settings.docs else None,
+        docs_url="/docs" if settings.docs else None,
+        redoc_url=None,
     )
     app.state.engine = engine
     app.add_middleware(RequestContext, metrics=metrics)
@@ -151,7 +158,8 @@ def _routes() -> APIRouter:
 
     async def get_execution_parameters(engine: EngineDep) -> ExecutionParameters:
         """What SageMaker Batch Transform asks before it sends records."""
-        return execution_parameters(engine.settings)
+        limits = engine.require_ready().limits  # known once the model is loaded
+        return execution_parameters(engine.settings, limits)
 
     router.add_api_route(
         "/execution-parameters",
@@ -173,54 +181,72 @@ async def invocations(request: Request, engine: EngineDep) -> Response:
     """Classify one or more texts (JSON, JSON lines, CSV or plain text)."""
     started = time.monotonic()
     settings = engine.settings
-    classifier, batcher = engine.require_ready()
+    inference = engine.require_ready()
     kind = codecs.negotiate(request.headers.get("accept"))
     decoder = codecs.decoder_for(request.headers.get("content-type"))
-    attributes = parse_custom_attributes(request.headers.get(CUSTOM_ATTRIBUTES))
-    body = await _read_body(request, settings.max_body_bytes)
+    attributes = _custom_attributes(request)
+    inference.check_room()  # a full server refuses before it reads the body
+    try:
+        body = await _read_body(request, settings.max_body_bytes, settings.body_timeout_s)
+    except ClientDisconnect:
+        return Response(status_code=_CLIENT_CLOSED)
     invocation = decoder(body)
     codecs.check_inputs(invocation)
     count = len(invocation.texts)
     context = request.state.log
     context.update(inputs=count, body_bytes=len(body))
-    if count > settings.max_instances:
+    if count > inference.limits.max_instances:
         raise PayloadTooLargeError(
-            f"{count} inputs in one request; the limit is {settings.max_instances}"
+            f"{count} inputs in one request; the limit is {inference.limits.max_instances}"
         )
     invocation = invocation.with_top_k(attributes.top_k, attributes.top_k_given)
     timeout = settings.request_timeout_s
     if attributes.timeout_s is not None:
         timeout = min(timeout, attributes.timeout_s)
-    deadline = started + timeout
 
-    if sum(len(text) for text in invocation.texts) <= _INLINE_TOKENIZE_CHARS:
-        token_ids = classifier.tokenize(invocation.texts)
-    else:
-        token_ids = await asyncio.to_thread(classifier.tokenize, invocation.texts)
-    context.update(tokens=sum(len(ids) for ids in token_ids))
-
-    job = await _unless_disconnected(request, batcher.run(token_ids, deadline))
-    if job is None:
+    result = await _unless_disconnected(
+        request,
+        inference.classify(
+            invocation.texts, started + timeout, invocation.top_k, invocation.function
+        ),
+    )
+    if result is None:
         return Response(status_code=_CLIENT_CLOSED)
     context.update(
-        queue_wait_ms=round(job.queue_wait * 1000, 2),
-        model_ms=round(job.model_seconds * 1000, 2),
+        tokens=result.tokens,
+        truncated=result.truncated,
+        queue_wait_ms=round(result.queue_wait_s * 1000, 2),
+        model_ms=round(result.model_s * 1000, 2),
     )
-    content = codecs.encode_response(job.future.result(), classifier.labels, invocation, kind)
+    content = codecs.encode_response(result.ranked, invocation, kind)
     return Response(content, media_type=kind)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+def _custom_attributes(request: Request) -> CustomAttributes:
+    """The header as :class:`RequestContext` parsed it (once), or its 400."""
+    parsed: CustomAttributes | ServingError = request.state.custom_attributes
+    if isinstance(parsed, ServingError):
+        raise parsed
+    return parsed
+
+
+async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"the body has {declared} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"the body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLargeError(f"the body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"the body did not arrive within {timeout_s:g} s; send it at once"
+        ) from None
     return b"".join(chunks)
 
 
@@ -291,17 +317,21 @@ class RequestContext:
             return
         started = time.monotonic()
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        # Parsed once, here: the request id may come from it; the handler reads the rest.
+        attributes: CustomAttributes | ServingError
+        try:
+            attributes = parse_custom_attributes(headers.get(CUSTOM_ATTRIBUTES))
+        except ServingError as exc:
+            attributes = exc
         request_id = valid_request_id(headers.get(REQUEST_ID))
-        if request_id is None:
-            try:
-                request_id = parse_custom_attributes(headers.get(CUSTOM_ATTRIBUTES)).request_id
-            except ServingError:
-                request_id = None
+        if request_id is None and isinstance(attributes, CustomAttributes):
+            request_id = attributes.request_id
         request_id = request_id or uuid.uuid4().hex
         log: dict[str, Any] = {}
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["log"] = log
+        state["custom_attributes"] = attributes
         status = 500
         response_started = False
 

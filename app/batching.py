@@ -19,7 +19,9 @@ event loop to deliver results and form the next batch.
 
 Items whose request was cancelled (the client went away) are dropped unrun; items whose
 deadline passed fail their request with :class:`DeadlineExceededError`. When the queue is full,
-:meth:`Batcher.submit` raises :class:`OverloadedError` at once instead of queueing without bound.
+:meth:`Batcher.reserve` raises :class:`OverloadedError` at once instead of queueing without
+bound; callers reserve room before they spend anything on a request (tokenizing), so a 429
+costs nothing.
 """
 
 from __future__ import annotations
@@ -79,6 +81,14 @@ class Job:
         return self.cancelled or self.future.done()
 
 
+@dataclass(eq=False)
+class Reservation:
+    """Queue room held for one request's texts (see :meth:`Batcher.reserve`)."""
+
+    count: int
+    spent: bool = False
+
+
 @dataclass(eq=False, slots=True)
 class _Item:
     job: Job
@@ -112,6 +122,7 @@ class Batcher:
         self._on_batch = on_batch
         self._queue: deque[_Item] = deque()
         self._queued = 0  # texts of live requests in the queue (cancelled ones leave at once)
+        self._reserved = 0  # texts with room held for them, not queued yet (being tokenized)
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -124,8 +135,13 @@ class Batcher:
 
     @property
     def depth(self) -> int:
-        """Texts waiting in the queue (not yet running)."""
+        """Texts waiting in the queue (not yet running); not those still being tokenized."""
         return self._queued
+
+    @property
+    def full(self) -> bool:
+        """No room for even one more text: a request can be refused before it is read."""
+        return self._queued + self._reserved >= self._capacity
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._consume(), name="batcher")
@@ -138,16 +154,45 @@ class Batcher:
             await self._task
         self._executor.shutdown(wait=True)
 
-    def submit(self, texts: Sequence[TokenIds], deadline: float) -> Job:
-        """Queue a request's texts; raise at once when the server is stopping or full."""
+    def reserve(self, count: int) -> Reservation:
+        """Hold queue room for ``count`` texts before any work is spent on them (parsing
+        further, tokenizing); raise at once when the server is stopping or full.
+
+        The room is the request's until :meth:`run` queues its texts or :meth:`release`
+        gives it back; whoever reserves must do one of the two.
+        """
         if self._stopping:
             raise NotReadyError("the server is shutting down")
-        if self._queued + len(texts) > self._capacity:
+        if self._queued + self._reserved + count > self._capacity:
             raise OverloadedError(
-                f"the queue is full ({self._queued} of {self._capacity} texts waiting); "
-                "retry later",
+                f"the queue is full ({self._queued + self._reserved} of {self._capacity} texts "
+                "waiting); retry later",
                 retry_after_s=self._retry_after_s,
             )
+        self._reserved += count
+        return Reservation(count)
+
+    def release(self, reservation: Reservation) -> None:
+        """Give back room that was reserved and never queued; a no-op once it was queued."""
+        if not reservation.spent:
+            reservation.spent = True
+            self._reserved -= reservation.count
+
+    def submit(
+        self, texts: Sequence[TokenIds], deadline: float, reservation: Reservation | None = None
+    ) -> Job:
+        """Queue a request's texts in the room reserved for them (reserved now when none is
+        given); raise at once when the server is stopping or full."""
+        if reservation is None:
+            reservation = self.reserve(len(texts))
+        if reservation.spent or reservation.count != len(texts):
+            raise ValueError("a reservation holds room for one request's texts, once")
+        if self._stopping:
+            self.release(reservation)
+            raise NotReadyError("the server is shutting down")
+        self._reserved -= reservation.count  # its room now belongs to the job's queued texts
+        self._queued += reservation.count
+        reservation.spent = True
         job = Job(
             deadline=deadline,
             results=[None] * len(texts),
@@ -155,7 +200,6 @@ class Batcher:
             future=asyncio.get_running_loop().create_future(),
             queued=len(texts),
         )
-        self._queued += len(texts)
         gap = min(job.enqueued_at - self._last_arrival, self._gap_cap)
         self._last_arrival = job.enqueued_at
         self._arrival_gap += 0.5 * (gap - self._arrival_gap)
@@ -163,12 +207,14 @@ class Batcher:
         self._wakeup.set()
         return job
 
-    async def run(self, texts: Sequence[TokenIds], deadline: float) -> Job:
+    async def run(
+        self, texts: Sequence[TokenIds], deadline: float, reservation: Reservation | None = None
+    ) -> Job:
         """Queue the texts and wait for all their results (in input order) in ``job.future``.
 
         Cancelling the caller (the client went away) drops the texts that have not run yet.
         """
-        job = self.submit(texts, deadline)
+        job = self.submit(texts, deadline, reservation)
         try:
             async with asyncio.timeout_at(_loop_time(deadline)):
                 await asyncio.shield(job.future)

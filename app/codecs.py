@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from app.errors import BadRequestError, NotAcceptableError, UnsupportedMediaTypeError
 from app.schemas import PredictRequest, ScoreFunction
-from app.scoring import rank
+from app.scoring import Ranked
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
@@ -147,7 +147,12 @@ def _decode_csv(body: bytes) -> Invocation:
         if not line.strip():
             continue
         if line.startswith('"'):
-            fields = next(csv.reader([line]))
+            try:
+                fields = next(csv.reader([line]))
+            except csv.Error:  # a field over csv.field_size_limit() (128 KiB), or bad quoting
+                raise BadRequestError(
+                    f"line {number} is not one CSV-quoted text of at most 128 KiB"
+                ) from None
             if len(fields) != 1:
                 raise BadRequestError(
                     f"line {number} must hold one (quoted) text, not {len(fields)}"
@@ -219,17 +224,14 @@ def negotiate(accept: str | None) -> str:
     raise NotAcceptableError(f"Accept {accept[:100]!r} allows none of {', '.join(ENCODABLE)}")
 
 
-def encode_response(
-    logits: Sequence[Sequence[float]], labels: Sequence[str], invocation: Invocation, kind: str
-) -> bytes:
-    """The answer to ``invocation`` from its texts' logits, as ``kind``.
+def encode_response(ranked: Sequence[Ranked], invocation: Invocation, kind: str) -> bytes:
+    """The answer to ``invocation`` from its texts' ranked labels, as ``kind``.
 
     One element per input: ``{"label", "score"}``, or a best-first list of them. For a JSON
     body, as the pipeline answers: lists exactly when the request set ``top_k``, and one string
     with ``top_k`` set gets its list alone. Other bodies (no ``parameters`` to set): lists when
     ``top_k`` (CustomAttributes) is not 1.
     """
-    ranked = rank(logits, labels, invocation.top_k, invocation.function)
     as_lists = invocation.top_k_given if invocation.hugging_face else invocation.top_k != 1
     items: list[Any] = []
     for pairs in ranked:

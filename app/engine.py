@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from app.batching import Batcher
 from app.errors import NotReadyError
+from app.inference import Inference, derive_limits
 from app.model import Classifier, batch_size
 from app.observability import Metrics
 from app.settings import Settings
@@ -30,8 +31,9 @@ class State(StrEnum):
 
 
 class Engine:
-    """Owns the classifier and the batcher; ``on_fatal`` is called when the model cannot load
-    (``main`` uses it to stop the server, so the container exits non-zero)."""
+    """Owns the batcher and the inference façade over the classifier; ``on_fatal`` is called
+    when the model cannot load (``main`` uses it to stop the server, so the container exits
+    non-zero)."""
 
     def __init__(
         self,
@@ -45,8 +47,8 @@ class Engine:
         self.state = State.LOADING
         self._loader = loader
         self._on_fatal = on_fatal
-        self._classifier: Classifier | None = None
         self._batcher: Batcher | None = None
+        self._inference: Inference | None = None
         self._load_task: asyncio.Task[None] | None = None
 
     async def start(self, *, wait: bool = False) -> None:
@@ -60,6 +62,7 @@ class Engine:
     async def _load(self) -> None:
         try:
             classifier = await asyncio.to_thread(self._loader, self.settings)
+            limits = await asyncio.to_thread(derive_limits, self.settings, classifier)
         except Exception:
             logger.exception("the model could not be loaded; the server cannot serve")
             self.state = State.FAILED
@@ -73,19 +76,31 @@ class Engine:
             max_batch_tokens=settings.max_batch_tokens,
             call_overhead_tokens=classifier.call_overhead_tokens,
             max_wait_s=settings.max_wait_ms / 1000,
-            capacity=settings.queue_size,
+            capacity=limits.queue_size,
             retry_after_s=settings.retry_after_s,
             on_batch=self.metrics.observe_batch,
         )
         batcher.start()
         self.metrics.queue_depth.set_function(lambda: batcher.depth)
-        self._classifier, self._batcher = classifier, batcher
+        self._batcher = batcher
+        self._inference = Inference(classifier, batcher, limits, settings.max_text_chars)
+        logger.info(
+            "serving limits",
+            extra={
+                "queue_size": limits.queue_size,
+                "max_instances": limits.max_instances,
+                "max_length_texts_per_s": (
+                    None if limits.texts_per_s is None else round(limits.texts_per_s, 1)
+                ),
+                "max_text_chars": self._inference.max_text_chars,
+            },
+        )
         if self.state is State.LOADING:
             self.state = State.READY
 
-    def require_ready(self) -> tuple[Classifier, Batcher]:
-        if self.state is State.READY and self._classifier and self._batcher:
-            return self._classifier, self._batcher
+    def require_ready(self) -> Inference:
+        if self.state is State.READY and self._inference is not None:
+            return self._inference
         if self.state is State.STOPPING:
             raise NotReadyError("the server is shutting down")
         raise NotReadyError("the model is not loaded yet; retry shortly")
@@ -98,3 +113,5 @@ class Engine:
         if self._batcher is not None:
             await self._batcher.stop()
             logger.info("queue drained; model server stopped")
+        if self._inference is not None:
+            self._inference.close()

@@ -17,6 +17,7 @@ class ErrorCode(StrEnum):
     NOT_ACCEPTABLE = "not_acceptable"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    REQUEST_TIMEOUT = "request_timeout"
     OVERLOADED = "overloaded"
     INTERNAL_ERROR = "internal_error"
     NOT_READY = "not_ready"
@@ -30,6 +31,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.NOT_ACCEPTABLE: 406,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.OVERLOADED: 429,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.NOT_READY: 503,
@@ -72,6 +74,12 @@ class PayloadTooLargeError(ServingError):
 
 class UnsupportedMediaTypeError(ServingError):
     code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+
+
+class RequestTimeoutError(ServingError):
+    """The client did not send its whole body in time (a slow-loris client)."""
+
+    code = ErrorCode.REQUEST_TIMEOUT
 
 
 class OverloadedError(ServingError):

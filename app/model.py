@@ -148,11 +148,26 @@ class Classifier:
         logits: list[list[float]] = self.scorer.logits(input_ids, attention_mask).tolist()
         return logits
 
-    def warm_up(self, batch_size: int) -> None:
-        """Run the shapes serving will see once, so the first request pays no start-up cost."""
+    def warm_up(self, batch_size: int, max_batch_tokens: int) -> None:
+        """Run the shapes serving will see once, so the first request pays no start-up cost,
+        and refuse a model whose scores are not finite.
+
+        The largest batch the batcher can form (max_length tokens each) runs too: the
+        runtime's buffers reach their high-water mark here, so the memory the server needs
+        is known when /ping turns 200, and no request raises it later."""
         ids = self._warm_up_ids()
-        for size in sorted({1, min(batch_size, 8), batch_size}):
-            self.predict([ids] * size)
+        full = self.full_length_ids()
+        largest = max(1, min(batch_size, max_batch_tokens // self.max_length))
+        shapes = [[ids] * size for size in sorted({1, min(batch_size, 8), batch_size})]
+        for batch in [*shapes, [full] * largest]:
+            scores = self.predict(batch)
+            if not np.isfinite(scores).all():
+                # A diverged training run (NaN weights) would otherwise pass /ping and answer
+                # every request with "score": null.
+                raise ArtifactError(
+                    "the model's scores on a warm-up text are not finite (NaN or infinity): "
+                    "its weights are broken, e.g. by a diverged training run; retrain it"
+                )
 
     def measure_call_overhead(self, batch_size: int) -> float:
         """Fit time = overhead + per_token x tokens through a 1-text and a larger call
@@ -174,6 +189,20 @@ class Classifier:
         if per_token <= 0:  # timer noise on an idle accelerator: batches are free
             return 1e6
         return min(1e6, max(0.0, one / per_token - len(ids)))
+
+    def measure_throughput(self, batch_size: int) -> float:
+        """Texts per second at the artifact's max length (the worst case), in batches of up
+        to 16: what the default queue size and request limit are derived from."""
+        batch = [self.full_length_ids()] * max(1, min(batch_size, 16))
+        self.predict(batch)  # the first call of a new shape pays one-off costs
+        started = time.perf_counter()
+        self.predict(batch)
+        return len(batch) / (time.perf_counter() - started)
+
+    def full_length_ids(self) -> list[int]:
+        """A text of exactly max_length tokens: the most one text can cost."""
+        ids = self._warm_up_ids()
+        return (ids * (self.max_length // len(ids) + 1))[: self.max_length]
 
     def _warm_up_ids(self) -> list[int]:
         return self.tokenize(["warm up the model before the first request"])[0]
@@ -254,7 +283,7 @@ def load_classifier(settings: Settings) -> Classifier:
         # Tensor cores want multiples of 8; on CPU padding would only cost compute.
         pad_multiple=8 if device.type == "cuda" else 1,
     )
-    classifier.warm_up(batch_size(settings))
+    classifier.warm_up(batch_size(settings), settings.max_batch_tokens)
     classifier.call_overhead_tokens = (
         classifier.measure_call_overhead(batch_size(settings))
         if settings.call_overhead_tokens is None

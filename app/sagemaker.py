@@ -15,10 +15,14 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from app.errors import BadRequestError
 from app.schemas import ExecutionParameters
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.inference import Limits
 
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 REQUEST_ID = "x-request-id"
@@ -80,10 +84,11 @@ def _positive_int(value: str, name: str) -> int:
     return int(value)
 
 
-def execution_parameters(settings: Settings) -> ExecutionParameters:
-    """Batch Transform: one request at a time per instance, payloads the limits can take."""
+def execution_parameters(settings: Settings, limits: Limits) -> ExecutionParameters:
+    """Batch Transform: as many requests at once per instance as the queue holds at the
+    request limit (1 to 4), payloads the body limit can take."""
     return ExecutionParameters(
-        MaxConcurrentTransforms=max(1, min(4, settings.queue_size // settings.max_instances)),
+        MaxConcurrentTransforms=max(1, min(4, limits.queue_size // limits.max_instances)),
         BatchStrategy="MULTI_RECORD",
         MaxPayloadInMB=max(1, min(6, settings.max_body_bytes // _MIB)),
     )

@@ -86,12 +86,17 @@ class Settings(BaseSettings):
         "runs; only matters when the model is idle.",
     )
     queue_size: int = Field(
-        default=4096,
-        ge=1,
-        description="Texts queued at once; beyond it requests get 429.",
+        default=0,
+        ge=0,
+        description="Texts queued at once; beyond it requests get 429. 0: derived at start-up "
+        "from the model's measured throughput on texts of max_length tokens, so that a full "
+        "queue runs in half the request deadline (between 64 and 4096).",
     )
     max_instances: int = Field(
-        default=2048, ge=1, description="Texts per request; beyond it the request gets 413."
+        default=0,
+        ge=0,
+        description="Texts per request; beyond it the request gets 413. 0: half the queue "
+        "size (at most 2048), so a request at the limit finishes inside its deadline.",
     )
     max_body_bytes: int = Field(
         default=SAGEMAKER_MAX_BODY_BYTES, ge=1024, description="Request body limit in bytes (413)."
@@ -116,10 +121,38 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Level of the JSON logs on stdout."
     )
+    # -- abuse resistance: the cost of a request is bounded before work starts --------------
+    max_text_chars: int = Field(
+        default=0,
+        ge=0,
+        description="Characters of each text kept before tokenizing; the rest is cut off "
+        "(truncated, never refused). 0: 32 x the artifact's max_length (4096 for 128 tokens): "
+        "natural text averages 4-6 characters per token, so the cut never changes the "
+        "max_length tokens the model sees, while a 1 MB text costs what 4 KB cost.",
+    )
+    body_timeout_s: float = Field(
+        default=10.0,
+        gt=0.0,
+        le=600.0,
+        description="Time a client gets to send a request's body; a slower one gets 408.",
+    )
+    max_concurrency: int = Field(
+        default=1024,
+        ge=1,
+        description="Connections and requests uvicorn serves at once; beyond it it answers "
+        "503 itself, before the app sees them (a flood of idle connections cannot exhaust "
+        "memory or file descriptors). Keep it well above the clients you expect, /ping "
+        "included.",
+    )
+    docs: bool = Field(
+        default=False,
+        description="Serve /docs (Swagger UI, loaded from a CDN by the browser) and "
+        "/openapi.json; off in production.",
+    )
 
     @model_validator(mode="after")
     def _check_limits(self) -> Settings:
-        if self.max_instances > self.queue_size:
+        if self.queue_size and self.max_instances > self.queue_size:
             raise ValueError(
                 f"SERVE_MAX_INSTANCES ({self.max_instances}) must not exceed "
                 f"SERVE_QUEUE_SIZE ({self.queue_size}): such a request could never be queued"

@@ -114,12 +114,14 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, args: list[str], env: dict[str, str], port: int, log: Path) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], port: int, log: Path, cwd: Path = REPO_ROOT
+    ) -> None:
         self.port = port
         self.log = log
         with log.open("wb") as handle:
             self.process = subprocess.Popen(
-                args, cwd=REPO_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
+                args, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:

@@ -197,13 +197,25 @@ class PredictionWriter:
                 }
                 for rank, item in enumerate(prediction.labels[1:], start=2):
                     row[f"label_{rank}"], row[f"score_{rank}"] = item.label, item.score
-                self._csv.writerow(row)
+                self._csv.writerow({name: _inert_cell(value) for name, value in row.items()})
             else:
                 record = prediction.to_dict()
                 if self._top_k == 1:
                     del record["labels"]
                 self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._out.flush()
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
+# injection"): =HYPERLINK(...) in a headline would be live in the user's Excel.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert_cell(value: object) -> object:
+    """A text cell a spreadsheet shows as text: a leading ``'`` before a formula start."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 class Progress:

@@ -18,7 +18,8 @@ from typing import Any, Literal
 from api_errors import ApiError
 
 # Client-chosen request ids are echoed into logs and headers, so only harmless ones are kept.
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# \Z, not $: "$" also matches before a final newline, which would let "abc\n" into a header.
+_SAFE_REQUEST_ID = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
 
 
 @dataclass(frozen=True)

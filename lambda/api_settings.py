@@ -28,6 +28,7 @@ ENVIRONMENT_VARIABLES = (
     "ENDPOINT_NAME",
     "MAX_BODY_BYTES",
     "MAX_INPUTS",
+    "MAX_TEXT_CHARS",
     "CONNECT_TIMEOUT_S",
     "READ_TIMEOUT_S",
     "MAX_ATTEMPTS",
@@ -46,6 +47,9 @@ class Settings:
     endpoint_name: str
     max_body_bytes: int = 1024 * 1024
     max_inputs: int = 256
+    # The model server's default cap for max_length 128 (32 characters a token): what the
+    # model could see of a text is kept, the rest of a 1 MB text is not sent at all.
+    max_text_chars: int = 4096
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 12.0
     max_attempts: int = 2
@@ -60,6 +64,8 @@ class Settings:
             raise SettingsError(f"MAX_BODY_BYTES must be between 1 and {HARD_MAX_BODY_BYTES}")
         if self.max_inputs < 1:
             raise SettingsError("MAX_INPUTS must be at least 1")
+        if self.max_text_chars < 1:
+            raise SettingsError("MAX_TEXT_CHARS must be at least 1")
         if self.connect_timeout_s <= 0 or self.read_timeout_s <= 0:
             raise SettingsError("CONNECT_TIMEOUT_S and READ_TIMEOUT_S must be positive")
         if not 1 <= self.max_attempts <= 5:
@@ -88,6 +94,7 @@ class Settings:
             endpoint_name=endpoint_name,
             max_body_bytes=_int(environ, "MAX_BODY_BYTES", defaults.max_body_bytes),
             max_inputs=_int(environ, "MAX_INPUTS", defaults.max_inputs),
+            max_text_chars=_int(environ, "MAX_TEXT_CHARS", defaults.max_text_chars),
             connect_timeout_s=_float(environ, "CONNECT_TIMEOUT_S", defaults.connect_timeout_s),
             read_timeout_s=_float(environ, "READ_TIMEOUT_S", defaults.read_timeout_s),
             max_attempts=_int(environ, "MAX_ATTEMPTS", defaults.max_attempts),

@@ -1,8 +1,9 @@
 """Checks on a classification request made before SageMaker is called.
 
 Anything rejected here costs no endpoint time. The checks are the structural ones (size,
-count, JSON shape); model-level checks (``top_k`` range, text length) stay with the model
-server, whose 4xx answers the handler passes through unchanged.
+count, JSON shape, nesting, no NaN); model-level checks (``top_k`` range) stay with the model
+server, whose 4xx answers the handler passes through unchanged. Texts longer than
+``MAX_TEXT_CHARS`` are cut to it (truncated, never refused), as the model server does.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NoReturn
 
 from api_errors import ApiError
 from api_settings import Settings
@@ -19,9 +21,11 @@ JSON = "application/json"
 
 @dataclass(frozen=True)
 class ClassifyRequest:
-    body: bytes  # forwarded to SageMaker as received: no re-encoding, no surprises
+    # Forwarded to SageMaker as received, no surprises; re-encoded only to cut long texts.
+    body: bytes
     n_inputs: int
     n_chars: int  # total characters of the texts, for logs (the texts themselves never are)
+    n_truncated: int = 0  # texts cut to MAX_TEXT_CHARS
 
 
 def check_media_types(headers: Mapping[str, str]) -> None:
@@ -49,7 +53,9 @@ def validate_body(body: bytes, settings: Settings) -> ClassifyRequest:
     except UnicodeDecodeError:
         raise ApiError("bad_request", "the body is not valid UTF-8") from None
     try:
-        payload = json.loads(text)
+        payload = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:  # [[[[... thousands deep: Python's parser gives up, not a bug of ours
+        raise ApiError("bad_request", "the body is nested too deeply") from None
     except ValueError:
         raise ApiError("bad_request", "the body is not valid JSON") from None
     if not isinstance(payload, dict):
@@ -71,7 +77,19 @@ def validate_body(body: bytes, settings: Settings) -> ClassifyRequest:
     parameters = payload.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
         raise ApiError("bad_request", '"parameters" must be a JSON object')
-    return ClassifyRequest(body=body, n_inputs=len(texts), n_chars=sum(len(text) for text in texts))
+    n_chars = sum(len(text) for text in texts)
+    cap = settings.max_text_chars
+    n_truncated = sum(len(text) > cap for text in texts)
+    if n_truncated:
+        payload["inputs"] = inputs[:cap] if isinstance(inputs, str) else [t[:cap] for t in texts]
+        # ASCII escapes: a lone surrogate (legal in JSON's \u escapes) encodes safely.
+        body = json.dumps(payload).encode("ascii")
+    return ClassifyRequest(body=body, n_inputs=len(texts), n_chars=n_chars, n_truncated=n_truncated)
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    # json accepts NaN and Infinity, which are not JSON (RFC 8259) and the model server refuses.
+    raise ApiError("bad_request", f"the body is not valid JSON ({name} is not a JSON number)")
 
 
 def _media_type(header_value: str) -> str:

@@ -84,7 +84,9 @@ class ClassifyApi:
             raise ApiError("method_not_allowed", "use POST to classify")
         check_media_types(request.headers)
         classify = validate_body(request.body, self.settings)
-        fields.update(inputs=classify.n_inputs, chars=classify.n_chars)
+        fields.update(
+            inputs=classify.n_inputs, chars=classify.n_chars, truncated=classify.n_truncated
+        )
         upstream_started = time.perf_counter()
         try:
             prediction = invoke(

@@ -32,7 +32,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from training.errors import DataError, HyperparameterError
 
@@ -58,6 +58,10 @@ COLUMNS: tuple[str, ...] = (
 SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
 RAW_SUFFIXES: tuple[str, ...] = (".csv", ".csv.xz", ".csv.gz", ".zip")
 UCI_MEMBER_NAME = "newsCorpora.csv"
+# Uncompressed bytes a raw file may hold: 10x the UCI file (about 100 MB), so a small archive
+# that expands to gigabytes (a "zip bomb") fails fast instead of exhausting memory.
+MAX_RAW_BYTES = 1024 * 1024 * 1024
+_READ_CHUNK_BYTES = 4 * 1024 * 1024
 
 # Kinds of malformed lines, in the order reports list them.
 BAD_LINE_KINDS: tuple[str, ...] = (
@@ -262,11 +266,13 @@ def load_raw_file(
 # --- reading the raw file -------------------------------------------------------------------
 
 
-def read_raw_bytes(path: Path) -> bytes:
+def read_raw_bytes(path: Path, *, limit: int = MAX_RAW_BYTES) -> bytes:
     """The uncompressed bytes of a raw file: ``.csv``, ``.csv.xz``, ``.csv.gz`` or UCI ``.zip``.
 
     The uncompressed UCI file is about 100 MB, so it is read whole: splitting bytes in memory
-    is several times faster than iterating a decompressing stream line by line.
+    is several times faster than iterating a decompressing stream line by line. Archives are
+    decompressed as a stream that stops at ``limit`` bytes, so a small "zip bomb" in the
+    channel fails in seconds instead of filling the instance's memory.
     """
     if not path.exists():
         raise DataError(f"{path} does not exist: give the path of the UCI newsCorpora.csv")
@@ -275,12 +281,15 @@ def read_raw_bytes(path: Path) -> bytes:
     name = path.name.lower()
     try:
         if name.endswith(".zip"):
-            return _read_zip_member(path)
+            return _read_zip_member(path, limit)
         if name.endswith(".xz"):
-            return lzma.decompress(path.read_bytes())
+            with lzma.open(path) as stream:
+                return _read_capped(stream, path, limit)
         if name.endswith(".gz"):
-            return gzip.decompress(path.read_bytes())
-        return path.read_bytes()
+            with gzip.open(path) as stream:
+                return _read_capped(stream, path, limit)
+        with path.open("rb") as stream:
+            return _read_capped(stream, path, limit)
     except (lzma.LZMAError, gzip.BadGzipFile, zlib.error, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(
             f"{path} is not a valid {path.suffix} archive ({exc}); download it again "
@@ -290,7 +299,26 @@ def read_raw_bytes(path: Path) -> bytes:
         raise DataError(f"cannot read {path}: {exc}") from exc
 
 
-def _read_zip_member(path: Path) -> bytes:
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def _read_capped(stream: _Readable, path: Path, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := stream.read(_READ_CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            raise DataError(
+                f"{path} holds more than {limit // 2**20} MiB of data (uncompressed); the UCI "
+                "file has about 100 MB. Give the UCI newsCorpora.csv (or an archive of it), "
+                "not an archive that expands without bound."
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _read_zip_member(path: Path, limit: int) -> bytes:
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         matches = [n for n in names if n.rsplit("/", 1)[-1] == UCI_MEMBER_NAME]
@@ -300,7 +328,8 @@ def _read_zip_member(path: Path) -> bytes:
                 f"{', '.join(names[:10]) or 'nothing'}). Give the UCI News Aggregator zip or "
                 "the extracted newsCorpora.csv."
             )
-        return archive.read(matches[0])
+        with archive.open(matches[0]) as stream:
+            return _read_capped(stream, path, limit)
 
 
 def parse_raw(data: bytes, *, source: str, progress: bool = False) -> RawRows:

@@ -187,8 +187,8 @@ def decode_hyperparameter(value: Any) -> Any:
     text = value.strip()
     try:
         decoded = json.loads(text)
-    except ValueError:
-        return text
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
+        return text  # left as a string, which the field's validation then refuses by name
     if isinstance(decoded, str) and decoded != text:
         return decode_hyperparameter(decoded)
     return decoded
@@ -214,7 +214,7 @@ def _parse_json_object(text: str, where: str) -> dict[str, Any]:
     error = HyperparameterError if "hyperparameters" in where or "SM_HPS" in where else JobError
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise error(f"{where} is not valid JSON ({exc}); it must hold one JSON object") from exc
     if not isinstance(value, dict):
         raise error(f"{where} must hold a JSON object, not {type(value).__name__}")

@@ -287,12 +287,14 @@ def fine_tune(
 
             epoch_end = micro + 1 == len(batches)
             if state.step % hp.logging_steps == 0 or state.step == total_steps:
+                train_loss = (window_loss / window_batches).item()
+                _require_finite_loss(train_loss, state.step, hp)
                 metrics.write(
                     "train",
                     {
                         "step": state.step,
                         "epoch": round(state.step / steps_per_epoch, 4),
-                        "train_loss": (window_loss / window_batches).item(),
+                        "train_loss": train_loss,
                         "learning_rate": scheduler.get_last_lr()[0],
                         "samples_per_second": state.samples / max(state.train_seconds, 1e-9),
                     },
@@ -322,6 +324,9 @@ def fine_tune(
 
     if not interrupted and best_weights is not None:
         model.load_state_dict(best_weights)
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        # The loss is checked at every log line; weights can still break in the last steps.
+        raise JobError(_DIVERGED.format(what="the model's weights", hp=hp))
     return TrainResult(
         state=state,
         total_steps=total_steps,
@@ -329,6 +334,20 @@ def fine_tune(
         precision=precision.name,
         resumed_from=resumed_from,
     )
+
+
+_DIVERGED = (
+    "training diverged: {what} became NaN or infinite. No model was saved. Lower "
+    "learning_rate (it was {hp.learning_rate:g}), keep max_grad_norm above 0 (it was "
+    "{hp.max_grad_norm:g}), or use precision=fp32, then run the job again."
+)
+
+
+def _require_finite_loss(loss: float, step: int, hp: Hyperparameters) -> None:
+    """A NaN or infinite training loss fails the job (failure file, no model) instead of
+    training on into an all-NaN model that the server would load."""
+    if not math.isfinite(loss):
+        raise JobError(_DIVERGED.format(what=f"the training loss (at step {step})", hp=hp))
 
 
 def _rng_state() -> dict[str, Any]:

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from app.api import create_app
 from app.model import Classifier, load_classifier
 from app.settings import Settings
-from tests.app.support import tiny_settings, wait_ready
+from tests.app.support import started_client, tiny_settings, wait_ready
 
 LABELS = {"business", "entertainment", "health", "science_and_technology"}
 HEADLINES = [
@@ -314,8 +314,18 @@ def test_metrics_count_requests_and_batches(client: TestClient) -> None:
     assert float(texts.split()[-1]) >= len(HEADLINES)
 
 
-def test_openapi_documents_the_invocation_content_types(client: TestClient) -> None:
-    schema = client.get("/openapi.json").json()
+def test_docs_and_openapi_are_off_unless_asked_for(client: TestClient) -> None:
+    for path in ("/docs", "/openapi.json", "/redoc"):
+        assert_error(client.get(path), 404, "not_found")
+
+
+def test_openapi_documents_the_invocation_content_types(tiny_model_dir: Path) -> None:
+    client = started_client(tiny_settings(tiny_model_dir, docs=True))
+    try:
+        assert client.get("/docs").status_code == 200
+        schema = client.get("/openapi.json").json()
+    finally:
+        client.__exit__(None, None, None)
     content = schema["paths"]["/invocations"]["post"]["requestBody"]["content"]
     assert set(content) == {"application/json", "application/jsonlines", "text/csv", "text/plain"}
     assert "PredictRequest" in json.dumps(content["application/json"])

@@ -196,3 +196,19 @@ def test_other_encoders_export_and_score_like_torch(architecture: str, tmp_path:
     np.testing.assert_allclose(onnx_scores, torch_scores, atol=1e-5)
     np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-4)
     assert np.ptp(torch_logits, axis=0).min() > 0.1
+
+
+def test_an_artifact_with_non_finite_scores_is_refused_at_load(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    # What learning_rate=Infinity used to produce: a complete artifact of NaN weights.
+    import torch
+
+    model_dir = tmp_path / "model"
+    model, tokenizer, info = load_artifact(tiny_model_dir)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(float("nan"))
+    save_artifact(model, tokenizer, info, model_dir)
+    with pytest.raises(ArtifactError, match="not finite"):
+        load_classifier(tiny_settings(model_dir, runtime="torch"))

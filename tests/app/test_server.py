@@ -68,7 +68,13 @@ def one_by_one_server(
     """A server that runs one text per model call, so big requests take a while.
     The SIGTERM test stops it, so it comes last in this module."""
     base = opt_ml(tmp_path_factory.mktemp("one_by_one"), tiny_model_dir)
-    server = start_model_server(base, base / "server.log", SERVE_MAX_BATCH_SIZE="1")
+    server = start_model_server(
+        base,
+        base / "server.log",
+        SERVE_MAX_BATCH_SIZE="1",
+        SERVE_QUEUE_SIZE="4096",
+        SERVE_MAX_INSTANCES="2048",
+    )
     yield server
     stop_model_server(server)
 
@@ -184,6 +190,6 @@ def test_invalid_settings_mean_exit_2(tmp_path: Path) -> None:
     result = run_app(tmp_path, SERVE_MAX_BATCH_SIZE="-1")
     assert result.returncode == 2
     assert "max_batch_size" in result.stdout
-    result = run_app(tmp_path, SERVE_QUEUE_SIZE="8")
+    result = run_app(tmp_path, SERVE_QUEUE_SIZE="8", SERVE_MAX_INSTANCES="16")
     assert result.returncode == 2
     assert "SERVE_MAX_INSTANCES" in result.stdout

@@ -49,6 +49,22 @@ def test_csv_column_to_csv_with_top_k(model_server: ServerProcess, tmp_path: Pat
     assert all(float(r["score"]) >= float(r["score_2"]) for r in rows)
 
 
+def test_csv_output_keeps_formulas_inert(model_server: ServerProcess, tmp_path: Path) -> None:
+    # OWASP "CSV injection": a cell starting with = + - @ (or tab, CR) runs in a spreadsheet.
+    hostile = ['=HYPERLINK("http://x.invalid","click")', "+1+2", "-3", "@SUM(A1)"]
+    source = tmp_path / "hostile.txt"
+    source.write_text("\n".join([*hostile, HEADLINES[0]]) + "\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    assert main(["--server-url", model_server.url, str(source), "-o", str(out)]) == EXIT_OK
+    with out.open(newline="", encoding="utf-8") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)]
+    assert texts == [*("'" + text for text in hostile), HEADLINES[0]]
+    # JSON Lines output is data, not a spreadsheet: texts stay as they were.
+    jsonl = tmp_path / "out.jsonl"
+    assert main(["--server-url", model_server.url, str(source), "-o", str(jsonl)]) == EXIT_OK
+    assert [r["text"] for r in read_jsonl(jsonl)] == [*hostile, HEADLINES[0]]
+
+
 def test_jsonl_from_stdin_to_stdout(
     model_server: ServerProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from api_errors import ERROR_STATUS
+from api_gateway import cors_headers
 from api_settings import ENVIRONMENT_VARIABLES, Settings
 from tests.conftest import REPO_ROOT
 
@@ -123,3 +124,25 @@ def test_the_largest_timeout_and_attempts_the_template_allows_still_start() -> N
     environ["ENDPOINT_NAME"] = "news-classifier"
     assert environ["READ_TIMEOUT_S"] == str(parameters["ReadTimeoutSeconds"]["MaxValue"])
     Settings.from_environ(environ)
+
+
+def test_keyless_preflights_never_invoke_the_lambda_and_its_concurrency_is_capped() -> None:
+    resources = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)["Resources"]
+    # Every method the Lambda serves requires a key; the keyless OPTIONS is answered by
+    # API Gateway itself, with the handler's CORS headers.
+    for resource in resources.values():
+        if resource["Type"] == "AWS::ApiGateway::Method":
+            method = resource["Properties"]
+            if method["Integration"]["Type"] == "AWS_PROXY":
+                assert method["ApiKeyRequired"] is True, method["HttpMethod"]
+    options = resources["ClassifyOptions"]["Properties"]
+    assert (options["HttpMethod"], options["Integration"]["Type"]) == ("OPTIONS", "MOCK")
+    [answer] = options["Integration"]["IntegrationResponses"]
+    headers = {
+        name.removeprefix("method.response.header."): value.strip("'")
+        for name, value in answer["ResponseParameters"].items()
+    }
+    cors = cors_headers("${CorsAllowOrigin}")
+    assert headers == cors
+    function = resources["ClassifyFunction"]["Properties"]
+    assert function["ReservedConcurrentExecutions"][1] == "ReservedConcurrency"

@@ -22,6 +22,7 @@ from training.data import (
     normalize_title,
     parse_raw,
     read_prepared_split,
+    read_raw_bytes,
     split_examples,
     write_prepared_split,
 )
@@ -183,6 +184,21 @@ def test_compressed_and_zipped_files_read_the_same(tmp_path: Path) -> None:
         assert splits == plain
         # The hash is of the uncompressed content, so it names the data, not its packaging.
         assert summary.sources == plain_summary.sources
+
+
+def test_archives_that_expand_past_the_cap_fail_without_expanding(tmp_path: Path) -> None:
+    # A "bomb": 64 MiB of zeros packs into a few KiB; the read stops at the cap (1 MiB here,
+    # 1 GiB in jobs) instead of holding all of it, however large it would grow.
+    bomb = bytes(64 * 1024 * 1024)
+    (tmp_path / "bomb.csv.xz").write_bytes(lzma.compress(bomb, preset=0))
+    (tmp_path / "bomb.csv.gz").write_bytes(gzip.compress(bomb, compresslevel=1))
+    with zipfile.ZipFile(tmp_path / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("newsCorpora.csv", bomb)
+    (tmp_path / "big.csv").write_bytes(bytes(2 * 1024 * 1024))
+    for name in ("bomb.csv.xz", "bomb.csv.gz", "bomb.zip", "big.csv"):
+        with pytest.raises(DataError, match="more than 1 MiB"):
+            read_raw_bytes(tmp_path / name, limit=1024 * 1024)
+    assert len(read_raw_bytes(tmp_path / "big.csv", limit=4 * 1024 * 1024)) == 2 * 1024 * 1024
 
 
 def test_sample_split_keeps_stories_and_titles_apart(sample_data: Path) -> None:

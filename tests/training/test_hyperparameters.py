@@ -143,3 +143,50 @@ def test_metric_definitions_scrape_the_printed_lines():
     only_baseline = format_metric_line({"baseline_test_macro_f1": 0.5})
     test_f1 = next(d for d in METRIC_DEFINITIONS if d["Name"] == "test:macro_f1")
     assert re.search(test_f1["Regex"], only_baseline) is None
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "inf", "nan", "1e999"])
+def test_non_finite_numbers_are_refused_by_name(tmp_path: Path, value: str) -> None:
+    # learning_rate=Infinity used to train "successfully" into an all-NaN model.
+    with pytest.raises(HyperparameterError, match="'learning_rate'"):
+        read_hyperparameters(tmp_path, {"learning_rate": value})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("batch_size", "1000000000"),
+        ("epochs", "100000"),
+        ("learning_rate", "10"),
+        ("eval_batch_size", "1e6"),
+        ("seed", str(2**40)),
+        ("num_processes", "4096"),
+        ("model_name_or_path", "x" * 2000),
+    ],
+)
+def test_values_past_their_upper_bound_are_refused_by_name(key: str, value: str) -> None:
+    with pytest.raises(HyperparameterError, match=f"'{key}'"):
+        parse_hyperparameters({key: decode_hyperparameter(value)})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "[" * 2000 + "]" * 2000,  # nested past Python's JSON recursion limit
+        "[[[[1]]]]",
+        '{"a": {"b": [1, 2]}}',
+        "9" * 2400,  # SageMaker allows 2,500 characters a value
+    ],
+)
+def test_nested_or_huge_values_are_a_hyperparameter_error_without_an_echo(
+    tmp_path: Path, value: str
+) -> None:
+    with pytest.raises(HyperparameterError, match="'epochs'") as caught:
+        read_hyperparameters(tmp_path, {"epochs": value})
+    assert len(str(caught.value)) < 400
+
+
+def test_a_huge_unknown_key_is_not_echoed_whole() -> None:
+    with pytest.raises(HyperparameterError, match="unknown hyperparameter") as caught:
+        parse_hyperparameters({"x" * 5000: 1})
+    assert len(str(caught.value)) < 1024  # SageMaker shows the failure file's first 1,024

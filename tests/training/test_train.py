@@ -104,3 +104,30 @@ def test_a_model_the_exporter_cannot_handle_still_leaves_its_artifact(
     assert not [p.name for p in model_dir.iterdir() if p.name.startswith(".")]
     assert "no model.onnx in the artifact (the server will run PyTorch)" in output
     assert "no exporter here" in output
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_diverging_run_fails_the_job_and_leaves_no_model(
+    opt_ml: Path, tiny_model_dir: Path, train_rows: bytes, tmp_path: Path
+):
+    # NaN base weights give a NaN loss from the first step: what a diverged run looks like.
+    import torch
+
+    from model_artifact import save_artifact
+
+    model, tokenizer, info = load_artifact(tiny_model_dir)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(float("nan"))
+    nan_model = tmp_path / "nan_model"
+    save_artifact(model, tokenizer, info, nan_model)
+    write_job(
+        opt_ml,
+        tiny_hyperparameters(nan_model, max_steps=2, epochs=1),
+        train_rows=train_rows,
+    )
+    assert main(["train"]) != 0
+    failure = (opt_ml / "output" / "failure").read_text()
+    assert "training diverged" in failure
+    assert "learning_rate" in failure
+    assert not (opt_ml / "model" / "model.safetensors").exists()
