@@ -291,7 +291,9 @@ def test_a_serverless_update_takes_the_new_memory_size_without_guardrails(
             },
         )  # fmt: skip
         stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:::model/m"})
-        stub.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:::c"})
+        stub.add_response(
+            "create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:::config/c"}
+        )
         # Exactly these parameters: RetainAllVariantProperties would keep the old memory
         # size, and deployment guardrails do not apply to Serverless endpoints.
         stub.add_response(
