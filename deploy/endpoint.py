@@ -258,7 +258,8 @@ def deploy_endpoint(
             within_s = rollout.expected_duration_s(settings) if deployment else None
             status = wait_in_service(sagemaker, endpoint, poll_s=poll_s, within_s=within_s)
             if existing is not None:
-                _check_update_took(sagemaker, endpoint, name)
+                live = _check_update_took(sagemaker, endpoint, name)
+                _warn_if_capture_differs(live, settings)
         except DeployError:
             _restore_after_failure(autoscaling, removed)
             raise
@@ -315,7 +316,9 @@ def _check_same_hosting(
         )
 
 
-def _check_update_took(sagemaker: SageMakerClient, endpoint: str, config_name: str) -> None:
+def _check_update_took(
+    sagemaker: SageMakerClient, endpoint: str, config_name: str
+) -> DescribeEndpointOutputTypeDef:
     """Raise when SageMaker rolled the update back.
 
     DescribeEndpoint's ``FailureReason`` is set "if the status is InService but update
@@ -331,6 +334,29 @@ def _check_update_took(sagemaker: SageMakerClient, endpoint: str, config_name: s
         raise JobFailedError(
             f"endpoint {endpoint}: the update to {config_name} failed and SageMaker rolled it "
             f"back; {live} still serves. Reason: {reason}"
+        )
+    return described
+
+
+def _warn_if_capture_differs(
+    described: DescribeEndpointOutputTypeDef, settings: DeploySettings
+) -> None:
+    """Say so when the live capture is not what the new config asked for.
+
+    The API reference does not say whether ``RetainAllVariantProperties`` keeps the old
+    endpoint's data capture (``ExcludeRetainedVariantProperties`` lists ``DataCaptureConfig``
+    as "not currently supported"), so the endpoint's own answer is checked.
+    """
+    wanted = settings.capture_percent or 0
+    live = described.get("DataCaptureConfig", {})
+    now = live.get("CurrentSamplingPercentage", 0) if live.get("EnableCapture") else 0
+    if now != wanted:
+        logger.warning(
+            "endpoint %s captures %s%% of requests, not the %s%% this deploy asked for; "
+            "UpdateEndpoint kept the old data capture: recreate the endpoint to change it",
+            settings.endpoint_name,
+            now,
+            wanted,
         )
 
 

@@ -141,6 +141,7 @@ def _stub_update(
     update_error: str | None = None,
     new_name: Any = NEW_NAME,
     deployment: Any = ANY,
+    config_extra: dict[str, Any] | None = None,
 ) -> None:
     """The exact SageMaker calls of a blue/green update, up to UpdateEndpoint; nothing is
     deleted. ``update_error``: UpdateEndpoint fails with this AWS error code."""
@@ -178,7 +179,12 @@ def _stub_update(
     stub.add_response(
         "create_endpoint_config",
         {"EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{NEW_NAME}"},
-        {"EndpointConfigName": new_name, "ProductionVariants": ANY, "Tags": ANY},
+        {
+            "EndpointConfigName": new_name,
+            "ProductionVariants": ANY,
+            "Tags": ANY,
+            **(config_extra or {}),
+        },
     )
     # The instance count autoscaling reached is kept: without RetainAllVariantProperties
     # SageMaker starts the new fleet at InitialInstanceCount (UpdateEndpoint reference).
@@ -514,3 +520,29 @@ def test_a_rollout_longer_than_sagemaker_allows_is_refused_before_anything_is_cr
                 image_uri="img:2", model_data=MODEL_DATA,
             )  # fmt: skip
     assert aws.cloudwatch.describe_alarms()["MetricAlarms"] == []
+
+
+@pytest.mark.parametrize(("asked", "warned"), [(20, False), (50, True), (None, True)])
+def test_an_update_says_so_when_the_live_data_capture_is_not_the_one_asked_for(
+    aws: AwsClients, caplog: pytest.LogCaptureFixture, asked: int | None, warned: bool
+) -> None:
+    live = {
+        **_endpoint_description(NEW_NAME),
+        "DataCaptureConfig": {
+            "EnableCapture": True,
+            "CaptureStatus": "Started",
+            "CurrentSamplingPercentage": 20,
+            "DestinationS3Uri": f"s3://{BUCKET}/news-classifier/capture",
+            "KmsKeyId": "",
+        },
+    }
+    sagemaker = aws.session.client("sagemaker", region_name=REGION)
+    with Stubber(sagemaker) as stub, caplog.at_level("WARNING", logger="deploy"):
+        extra = {"DataCaptureConfig": ANY} if asked is not None else None
+        _stub_update(stub, old_instance_type="ml.g5.xlarge", config_extra=extra)
+        _stub_outcome(stub, live)
+        endpoint.deploy_endpoint(
+            sagemaker, aws.autoscaling, make_settings(capture_percent=asked),
+            image_uri="img:2", model_data=MODEL_DATA, poll_s=1, now=NOW,
+        )  # fmt: skip
+    assert ("kept the old data capture" in caplog.text) is warned
