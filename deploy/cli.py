@@ -339,6 +339,8 @@ def cmd_deploy(ctx: Context) -> int:
     ctx.write(f"endpoint config {result.endpoint_config_name}")
     if result.previous_config_name:
         ctx.write(f"previous config {result.previous_config_name}")
+    if result.rollout:
+        ctx.write(f"rollout {result.rollout}")
     if settings.hosting == "serverless":
         ctx.write(
             f"serverless {settings.serverless_memory_mb} MB, "

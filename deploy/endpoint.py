@@ -156,6 +156,7 @@ class DeployResult:
     previous_config_name: str | None
     status: str
     autoscaling: bool
+    rollout: str | None = None  # how an update shifted traffic, for the output
 
 
 def deploy_endpoint(
@@ -274,6 +275,7 @@ def deploy_endpoint(
         previous_config_name=existing["EndpointConfigName"] if existing else None,
         status=status,
         autoscaling=wait and settings.hosting != "serverless",
+        rollout=rollout.summary(settings, deployment) if deployment else None,
     )
 
 

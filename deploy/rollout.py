@@ -142,3 +142,16 @@ def deployment_config(settings: DeploySettings, alarms: list[str]) -> Deployment
     if alarms:
         config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarms]}
     return config
+
+
+def summary(settings: DeploySettings, config: DeploymentConfigTypeDef) -> str:
+    """One line for the deploy's output: how traffic moves and what rolls it back."""
+    if settings.rollout == "canary":
+        shifting = f"canary {settings.canary_percent}% then the rest"
+    elif settings.rollout == "linear":
+        shifting = f"linear steps of {settings.linear_step_percent}%"
+    else:
+        shifting = "all at once"
+    alarms = [a["AlarmName"] for a in config.get("AutoRollbackConfiguration", {}).get("Alarms", [])]
+    watched = f"rollback alarms {', '.join(alarms)}" if alarms else "no rollback alarms"
+    return f"{shifting}, bake {settings.bake_s} s, {watched}"

@@ -491,6 +491,7 @@ def test_a_canary_rollout_uses_the_named_alarms_and_creates_none(recorded: Recor
         )  # fmt: skip
         stub.assert_no_pending_responses()
     assert result.action == "updated"
+    assert result.rollout == "canary 20% then the rest, bake 600 s, rollback alarms team-5xx"
     assert "PutMetricAlarm" not in recorded.calls.operations()
 
 
