@@ -201,12 +201,18 @@ def _hosting_flags(dep: argparse.ArgumentParser) -> None:
         "--async", dest="hosting", action="store_const", const="async",
         help="Asynchronous Inference, scaled down to zero when idle",
     )  # fmt: skip
-    mode.add_argument("--memory-mb", dest="serverless_memory_mb", type=int, help="serverless")
     mode.add_argument(
-        "--max-concurrency", dest="serverless_max_concurrency", type=int, help="serverless"
-    )
+        "--memory-mb", dest="serverless_memory_mb", type=int,
+        help="serverless: 1024, 2048, 3072 (default), 4096, 5120 or 6144",
+    )  # fmt: skip
+    mode.add_argument(
+        "--max-concurrency", dest="serverless_max_concurrency", type=int,
+        help="serverless: requests at once, 1-200 (default 5)",
+    )  # fmt: skip
     mode.add_argument("--output", dest="async_output", help="async: s3:// output prefix")
-    mode.add_argument("--failure-output", dest="async_failure_output", help="async: s3://")
+    mode.add_argument(
+        "--failure-output", dest="async_failure_output", help="async: s3:// prefix of errors"
+    )
     mode.add_argument("--success-topic", dest="async_success_topic", help="async: SNS ARN")
     mode.add_argument("--error-topic", dest="async_error_topic", help="async: SNS ARN")
     mode.add_argument(
