@@ -180,6 +180,8 @@ def deploy_endpoint(
     registered again on the fleet still serving.
     """
     endpoint = settings.endpoint_name
+    if settings.hosting == "async" and cloudwatch is None:
+        raise ConfigError("an async endpoint's scaling from zero needs a CloudWatch client")
     existing = describe_endpoint(sagemaker, endpoint)
     if existing is not None and existing["EndpointStatus"] in BUSY_STATUSES:
         raise DeployError(
@@ -297,9 +299,7 @@ def _attach_scaling(
 ) -> None:
     if settings.hosting == "realtime":
         attach_autoscaling(autoscaling, settings)
-    elif settings.hosting == "async":
-        if cloudwatch is None:
-            raise ConfigError("an async endpoint's scaling from zero needs a CloudWatch client")
+    elif settings.hosting == "async" and cloudwatch is not None:  # checked before creating
         async_inference.attach_autoscaling(autoscaling, cloudwatch, settings)
     # Serverless Inference scales itself (up to MaxConcurrency); nothing to attach.
 
