@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
 from deploy import async_inference, cli, endpoint
 from deploy.aws import AwsClients
@@ -312,3 +312,60 @@ def test_a_serverless_update_takes_the_new_memory_size_without_guardrails(
         stub.assert_no_pending_responses()
     assert (result.action, result.autoscaling) == ("updated", False)
     assert not recorded.calls.operations("cloudwatch")
+
+
+def test_an_async_update_is_guarded_and_scales_from_zero_again(recorded: Recorded) -> None:
+    aws = recorded.aws
+    sagemaker = aws.session.client("sagemaker", region_name=REGION)
+    endpoint_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/news-classifier"
+    new_name = "news-classifier-20260304-050607"
+    described = {
+        "EndpointName": "news-classifier",
+        "EndpointArn": endpoint_arn,
+        "EndpointConfigName": new_name,
+        "EndpointStatus": "InService",
+        "CreationTime": NOW,
+        "LastModifiedTime": NOW,
+    }
+    with Stubber(sagemaker) as stub:
+        stub.add_response("describe_endpoint", {**described, "EndpointConfigName": "old"})
+        stub.add_response(
+            "describe_endpoint_config",
+            {
+                "EndpointConfigName": "old",
+                "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/old",
+                "ProductionVariants": [
+                    {"VariantName": "AllTraffic", "ModelName": "old",
+                     "InstanceType": "ml.g5.xlarge"}
+                ],
+                "AsyncInferenceConfig": {
+                    "OutputConfig": {"S3OutputPath": f"s3://{BUCKET}/async/out"}
+                },
+                "CreationTime": NOW,
+            },
+        )  # fmt: skip
+        stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:::model/m"})
+        stub.add_response(
+            "create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:::c/c"}
+        )
+        stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": endpoint_arn},
+            {"EndpointName": "news-classifier", "EndpointConfigName": new_name,
+             "RetainAllVariantProperties": True, "DeploymentConfig": ANY},
+        )  # fmt: skip
+        stub.add_response("describe_endpoint", described)
+        stub.add_response("describe_endpoint", described)
+        result = endpoint.deploy_endpoint(
+            sagemaker, aws.autoscaling, make_settings(hosting="async", rollout="linear"),
+            cloudwatch=aws.cloudwatch, image_uri="img", model_data=MODEL_DATA, poll_s=1, now=NOW,
+        )  # fmt: skip
+        stub.assert_no_pending_responses()
+    sent = recorded.calls.params("UpdateEndpoint")["DeploymentConfig"]
+    assert sent["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "LINEAR"
+    assert len(sent["AutoRollbackConfiguration"]["Alarms"]) == 2
+    assert result.autoscaling
+    (target,) = aws.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")[
+        "ScalableTargets"
+    ]
+    assert target["MinCapacity"] == 0
