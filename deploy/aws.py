@@ -17,6 +17,7 @@ from deploy.errors import ConfigError
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_ecr import ECRClient
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_s3 import S3Client
@@ -72,6 +73,10 @@ class AwsClients:
     @cached_property
     def autoscaling(self) -> ApplicationAutoScalingClient:
         return self._client("application-autoscaling")  # type: ignore[return-value]
+
+    @cached_property
+    def cloudwatch(self) -> CloudWatchClient:
+        return self._client("cloudwatch")  # type: ignore[return-value]
 
     @cached_property
     def logs(self) -> CloudWatchLogsClient:

@@ -21,7 +21,17 @@ from typing import Any, TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from deploy import ecr, endpoint, invoke, storage, teardown, training_job
+from deploy import (
+    async_inference,
+    capture,
+    ecr,
+    endpoint,
+    invoke,
+    storage,
+    teardown,
+    training_job,
+    transform,
+)
 from deploy.aws import AwsClients
 from deploy.errors import AwsError, ConfigError, DeployError
 from deploy.settings import DeploySettings
@@ -141,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument(
         "--no-wait", dest="wait", action="store_false", help="do not wait (no autoscaling)"
     )
+    _hosting_flags(dep)
 
     inv = command("invoke", "classify texts through the endpoint or the API")
     inv.add_argument("texts", nargs="*", help="texts to classify (default: lines of stdin)")
@@ -148,6 +159,27 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--api-url", help="call the API (HTTPS) instead of the endpoint")
     inv.add_argument("--api-key")
     inv.add_argument("--top-k", type=int)
+    inv.add_argument(
+        "--async", dest="invoke_async", action="store_true",
+        help="upload to S3, InvokeEndpointAsync, wait for the output object",
+    )  # fmt: skip
+    inv.add_argument("--timeout", dest="timeout_s", type=float, help="async: seconds to wait")
+
+    tra = command("transform", "run a Batch Transform job over the files under an S3 prefix")
+    tra.add_argument("input_uri", metavar="INPUT", help="s3:// prefix (or file) of the input")
+    tra.add_argument("output_uri", metavar="OUTPUT", help="s3:// prefix for <file>.out results")
+    tra.add_argument("--model-data", help="s3://.../model.tar.gz (default: latest job's)")
+    tra.add_argument("--training-job", help="take the artifact of this training job")
+    tra.add_argument("--image", help="serving image URI (default: by instance type)")
+    tra.add_argument("--instance-type", help="CPU or GPU instance (picks the image)")
+    tra.add_argument("--instance-count", type=int, dest="transform_instance_count")
+    tra.add_argument("--input-format", choices=("jsonl", "csv"), help="default: jsonl")
+    tra.add_argument("--output-format", choices=("jsonl", "csv"), help="default: jsonl")
+    tra.add_argument("--max-payload-mb", type=int, help="MaxPayloadInMB (default 6, max 100)")
+    tra.add_argument("--batch-strategy", choices=("MultiRecord", "SingleRecord"))
+    tra.add_argument("--max-concurrent-transforms", type=int, help="requests per instance")
+    tra.add_argument("--env", action="append", type=_key_value, help="KEY=VALUE for the server")
+    tra.add_argument("--no-wait", dest="wait", action="store_false", help="start and return")
 
     down = command("teardown", "delete the endpoint, its configs, models, scaling and the stack")
     down.add_argument("--endpoint-name")
@@ -155,6 +187,56 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     down.add_argument("-y", "--yes", action="store_true", help="delete without asking first")
     return parser
+
+
+def _hosting_flags(dep: argparse.ArgumentParser) -> None:
+    """Serverless, async, the guarded rollout and data capture (docs/aws.md)."""
+    mode = dep.add_argument_group("hosting mode (default: real-time instances)")
+    exclusive = mode.add_mutually_exclusive_group()
+    exclusive.add_argument(
+        "--serverless", dest="hosting", action="store_const", const="serverless",
+        help="Serverless Inference on the CPU image",
+    )  # fmt: skip
+    exclusive.add_argument(
+        "--async", dest="hosting", action="store_const", const="async",
+        help="Asynchronous Inference, scaled down to zero when idle",
+    )  # fmt: skip
+    mode.add_argument(
+        "--memory-mb", dest="serverless_memory_mb", type=int,
+        help="serverless: 1024, 2048, 3072 (default), 4096, 5120 or 6144",
+    )  # fmt: skip
+    mode.add_argument(
+        "--max-concurrency", dest="serverless_max_concurrency", type=int,
+        help="serverless: requests at once, 1-200 (default 5)",
+    )  # fmt: skip
+    mode.add_argument("--output", dest="async_output", help="async: s3:// output prefix")
+    mode.add_argument(
+        "--failure-output", dest="async_failure_output", help="async: s3:// prefix of errors"
+    )
+    mode.add_argument("--success-topic", dest="async_success_topic", help="async: SNS ARN")
+    mode.add_argument("--error-topic", dest="async_error_topic", help="async: SNS ARN")
+    mode.add_argument(
+        "--max-concurrent-invocations", dest="async_max_concurrent_invocations", type=int,
+        help="async: requests in flight per instance",
+    )  # fmt: skip
+    mode.add_argument(
+        "--target-backlog", dest="async_target_backlog", type=float,
+        help="async: queued requests per instance to scale on",
+    )  # fmt: skip
+    guard = dep.add_argument_group("rollout of an update (deployment guardrails)")
+    guard.add_argument("--rollout", choices=("all-at-once", "canary", "linear"))
+    guard.add_argument("--canary-percent", type=int, help="share of capacity first (canary)")
+    guard.add_argument("--linear-step-percent", type=int, help="share per step (linear)")
+    guard.add_argument("--bake-seconds", dest="bake_s", type=int, help="alarm watch per step")
+    guard.add_argument(
+        "--rollback-alarm", dest="rollback_alarms", action="append",
+        help="CloudWatch alarm that rolls back (repeat; default: create 5XX and latency ones)",
+    )  # fmt: skip
+    guard.add_argument("--max-5xx", dest="rollback_max_5xx", type=int, help="per minute")
+    guard.add_argument("--max-latency-ms", dest="rollback_max_latency_ms", type=int, help="p99")
+    capture = dep.add_argument_group("data capture")
+    capture.add_argument("--capture-percent", type=int, help="share of requests to capture")
+    capture.add_argument("--capture-destination", help="s3:// prefix (default: <prefix>/capture)")
 
 
 def _settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -247,13 +329,7 @@ def _write_result(ctx: Context, result: training_job.TrainingResult) -> None:
 def cmd_deploy(ctx: Context) -> int:
     settings = ctx.settings
     settings.require_role()
-    model_data = getattr(ctx.args, "model_data", None)
-    if not model_data:
-        job = getattr(ctx.args, "training_job", None) or training_job.latest_training_job(
-            ctx.aws.sagemaker, settings
-        )
-        model_data = training_job.describe_result(ctx.aws.sagemaker, job).model_artifact
-        ctx.write(f"model artifact {model_data} (training job {job})")
+    model_data = _model_data(ctx)
     target = "serve" if settings.gpu_endpoint else "serve-cpu"
     image = getattr(ctx.args, "image", None) or _image_uri(ctx, target)
     result = endpoint.deploy_endpoint(
@@ -262,17 +338,82 @@ def cmd_deploy(ctx: Context) -> int:
         settings,
         image_uri=image,
         model_data=model_data,
+        cloudwatch=ctx.aws.cloudwatch,
         wait=getattr(ctx.args, "wait", True),
     )
     ctx.write(f"endpoint {result.endpoint_name} {result.action} ({result.status})")
     ctx.write(f"endpoint config {result.endpoint_config_name}")
     if result.previous_config_name:
         ctx.write(f"previous config {result.previous_config_name}")
-    if result.autoscaling:
+    if result.rollout:
+        ctx.write(f"rollout {result.rollout}")
+    if settings.hosting == "serverless":
+        ctx.write(
+            f"serverless {settings.serverless_memory_mb} MB, "
+            f"max concurrency {settings.serverless_max_concurrency}"
+        )
+    if settings.hosting == "async":
+        ctx.write(f"async output {async_inference.output_prefix(settings)}")
+    if settings.capture_percent is not None:
+        ctx.write(
+            f"data capture {settings.capture_percent}% to {capture.capture_destination(settings)}"
+        )
+    if result.autoscaling and settings.hosting == "async":
+        ctx.write(
+            f"autoscaling 0..{settings.max_capacity} instances, "
+            f"target backlog {settings.async_target_backlog:g} requests/instance"
+        )
+    elif result.autoscaling:
         ctx.write(
             f"autoscaling {settings.min_capacity}..{settings.max_capacity} instances, "
             f"target {settings.target_invocations:g} invocations/instance/minute"
         )
+    return 0
+
+
+def _model_data(ctx: Context) -> str:
+    """``--model-data``, else the artifact of ``--training-job`` or of the latest job."""
+    model_data: str | None = getattr(ctx.args, "model_data", None)
+    if model_data:
+        return model_data
+    job = getattr(ctx.args, "training_job", None) or training_job.latest_training_job(
+        ctx.aws.sagemaker, ctx.settings
+    )
+    model_data = training_job.describe_result(ctx.aws.sagemaker, job).model_artifact
+    ctx.write(f"model artifact {model_data} (training job {job})")
+    return model_data
+
+
+def cmd_transform(ctx: Context) -> int:
+    settings, args = ctx.settings, ctx.args
+    settings.require_role()
+    options = transform.TransformOptions(
+        input_uri=args.input_uri,
+        output_uri=args.output_uri,
+        input_format=getattr(args, "input_format", "jsonl"),
+        output_format=getattr(args, "output_format", "jsonl"),
+        instance_count=getattr(args, "transform_instance_count", 1),
+        max_payload_mb=getattr(args, "max_payload_mb", 6),
+        batch_strategy=getattr(args, "batch_strategy", "MultiRecord"),
+        max_concurrent_transforms=getattr(args, "max_concurrent_transforms", 1),
+        environment=dict(getattr(args, "env", None) or []),
+    )
+    options.check()  # before the artifact lookup and any create call
+    model_data = _model_data(ctx)
+    image = getattr(args, "image", None) or _image_uri(
+        ctx, transform.image_target(settings.instance_type)
+    )
+    name = transform.start_transform(
+        ctx.aws.sagemaker, settings, options, image_uri=image, model_data=model_data
+    )
+    ctx.write(f"transform job {name} ({settings.instance_type} x {options.instance_count})")
+    if not getattr(args, "wait", True):
+        ctx.write(f"output {options.output_uri}")
+        return 0
+    result = transform.wait_for_transform(ctx.aws.sagemaker, name, write=ctx.write)
+    ctx.write(f"output {result.output_uri} (<input file name>.out per input file)")
+    if result.seconds is not None:
+        ctx.write(f"transform seconds {result.seconds:g}")
     return 0
 
 
@@ -282,7 +423,18 @@ def cmd_invoke(ctx: Context) -> int:
         line.strip() for line in ctx.stdin if line.strip()
     ]
     top_k = getattr(ctx.args, "top_k", 1)
-    if settings.api_url:
+    if getattr(ctx.args, "invoke_async", False):
+        body = json.dumps({"inputs": list(texts), "parameters": {"top_k": top_k}}).encode()
+        answer = async_inference.invoke_async(
+            ctx.aws.runtime,
+            ctx.aws.s3,
+            settings,
+            body,
+            timeout_s=getattr(ctx.args, "timeout_s", 3600.0),
+        )
+        ctx.write(f"async output {answer.location}")
+        predictions = json.loads(answer.body)
+    elif settings.api_url:
         key = settings.api_key.get_secret_value() if settings.api_key else None
         predictions = invoke.invoke_api(settings.api_url, texts, api_key=key, top_k=top_k)
     else:
@@ -321,6 +473,7 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "train": cmd_train,
     "deploy": cmd_deploy,
     "invoke": cmd_invoke,
+    "transform": cmd_transform,
     "teardown": cmd_teardown,
 }
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Final, Literal, cast
 
 from botocore.exceptions import ClientError, WaiterError
 
+from deploy import async_inference, rollout
+from deploy.capture import data_capture_config
 from deploy.errors import AwsError, ConfigError, DeployError, JobFailedError, error_code
 from deploy.names import timestamped_name
 
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
         ScalableTargetTypeDef,
         ScalingPolicyTypeDef,
     )
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sagemaker.literals import (
         ProductionVariantInferenceAmiVersionType,
@@ -39,8 +42,11 @@ if TYPE_CHECKING:
     from mypy_boto3_sagemaker.type_defs import (
         CreateEndpointConfigInputTypeDef,
         CreateModelInputTypeDef,
+        DeploymentConfigTypeDef,
+        DescribeEndpointConfigOutputTypeDef,
         DescribeEndpointOutputTypeDef,
         ProductionVariantTypeDef,
+        UpdateEndpointInputTypeDef,
     )
 
     from deploy.settings import DeploySettings
@@ -81,26 +87,53 @@ def model_request(
 def endpoint_config_request(
     settings: DeploySettings, *, name: str, model_name: str
 ) -> CreateEndpointConfigInputTypeDef:
-    variant: ProductionVariantTypeDef = {
-        "VariantName": VARIANT_NAME,
-        "ModelName": model_name,
-        "InstanceType": cast("ProductionVariantInstanceTypeType", settings.instance_type),
-        "InitialInstanceCount": settings.initial_instance_count,
-        "InitialVariantWeight": 1.0,
-        # Loading the model (and CUDA) takes a while; /ping answers 200 only when it is ready.
-        "ContainerStartupHealthCheckTimeoutInSeconds": settings.startup_health_check_timeout_s,
-        "ModelDataDownloadTimeoutInSeconds": settings.model_download_timeout_s,
-    }
+    """One variant: instances (real-time or async) or Serverless Inference's memory size."""
+    variant: ProductionVariantTypeDef = {"VariantName": VARIANT_NAME, "ModelName": model_name}
+    if settings.hosting == "serverless":
+        # No instance type, count, health-check or download timeouts: SageMaker refuses them
+        # next to ServerlessConfig, and bills memory x seconds of requests only.
+        variant["ServerlessConfig"] = {
+            "MemorySizeInMB": settings.serverless_memory_mb,
+            "MaxConcurrency": settings.serverless_max_concurrency,
+        }
+    else:
+        variant.update(
+            {
+                "InstanceType": cast("ProductionVariantInstanceTypeType", settings.instance_type),
+                "InitialInstanceCount": settings.initial_instance_count,
+                "InitialVariantWeight": 1.0,
+                # Loading the model (and CUDA) takes a while; /ping answers 200 only when ready.
+                "ContainerStartupHealthCheckTimeoutInSeconds": (
+                    settings.startup_health_check_timeout_s
+                ),
+                "ModelDataDownloadTimeoutInSeconds": settings.model_download_timeout_s,
+            }
+        )
     if settings.gpu_endpoint:
         # Pins the host's NVIDIA driver so the CUDA 12 image finds one that supports it.
         variant["InferenceAmiVersion"] = cast(
             "ProductionVariantInferenceAmiVersionType", settings.inference_ami_version
         )
-    return {
+    request: CreateEndpointConfigInputTypeDef = {
         "EndpointConfigName": name,
         "ProductionVariants": [variant],
         "Tags": [{"Key": "project", "Value": settings.name}],
     }
+    if settings.hosting == "async":
+        request["AsyncInferenceConfig"] = async_inference.async_inference_config(settings)
+    capture = data_capture_config(settings)
+    if capture is not None:
+        request["DataCaptureConfig"] = capture
+    return request
+
+
+def hosting_of(config: DescribeEndpointConfigOutputTypeDef) -> str:
+    """``realtime``, ``serverless`` or ``async``: how an existing endpoint config hosts."""
+    if config.get("AsyncInferenceConfig"):
+        return "async"
+    if any("ServerlessConfig" in v for v in config["ProductionVariants"]):
+        return "serverless"
+    return "realtime"
 
 
 def describe_endpoint(
@@ -123,6 +156,7 @@ class DeployResult:
     previous_config_name: str | None
     status: str
     autoscaling: bool
+    rollout: str | None = None  # how an update shifted traffic, for the output
 
 
 def deploy_endpoint(
@@ -132,16 +166,22 @@ def deploy_endpoint(
     *,
     image_uri: str,
     model_data: str,
+    cloudwatch: CloudWatchClient | None = None,
     wait: bool = True,
     poll_s: float = 30.0,
     now: datetime | None = None,
 ) -> DeployResult:
     """Create or blue/green-update the endpoint, wait for it, then attach autoscaling.
 
-    A failed or rolled-back update raises ``JobFailedError`` with SageMaker's reason, and
-    the scaling the endpoint had before is registered again on the fleet still serving.
+    An update of a real-time or async endpoint shifts traffic as ``settings.rollout`` says,
+    watched by the named alarms or by two created in ``cloudwatch`` (without it and without
+    named alarms, nothing rolls back on metrics). A failed or rolled-back update raises
+    ``JobFailedError`` with SageMaker's reason, and the scaling the endpoint had before is
+    registered again on the fleet still serving.
     """
     endpoint = settings.endpoint_name
+    if settings.hosting == "async" and cloudwatch is None:
+        raise ConfigError("an async endpoint's scaling from zero needs a CloudWatch client")
     existing = describe_endpoint(sagemaker, endpoint)
     if existing is not None and existing["EndpointStatus"] in BUSY_STATUSES:
         raise DeployError(
@@ -153,8 +193,14 @@ def deploy_endpoint(
             f"endpoint {endpoint} is Failed ({existing.get('FailureReason', 'no reason given')}); "
             "run `python -m deploy teardown` and deploy again"
         )
+    current = None
+    if existing is not None:
+        current = sagemaker.describe_endpoint_config(
+            EndpointConfigName=existing["EndpointConfigName"]
+        )
+        _check_same_hosting(endpoint, current, settings)
     detached: ScalingSnapshot | None = None
-    if existing is not None and _instance_type_changes(sagemaker, existing, settings.instance_type):
+    if current is not None and _instance_type_changes(current, settings):
         # Application Auto Scaling refuses an update that changes a scaled variant's
         # instance type: scaling is removed for the update and registered again after it.
         detached = snapshot_autoscaling(autoscaling, endpoint)
@@ -163,6 +209,10 @@ def deploy_endpoint(
                 f"endpoint {endpoint} is autoscaled and the instance type changes: scaling is "
                 "detached during such an update, so deploy without --no-wait"
             )
+    deployment = None
+    if existing is not None and settings.hosting != "serverless":
+        # Deployment guardrails exist for real-time and async endpoints only.
+        deployment = guarded_rollout(cloudwatch, settings)
     name = resource_name(settings, now)
     removed: ScalingSnapshot | None = None  # what to register again if the update fails
     try:
@@ -183,14 +233,24 @@ def deploy_endpoint(
             if detached is not None:
                 removed = detached
                 remove_autoscaling(autoscaling, endpoint)
-            logger.info("updating endpoint %s to config %s (blue/green)", endpoint, name)
-            sagemaker.update_endpoint(
-                EndpointName=endpoint,
-                EndpointConfigName=name,
-                # Keep the instance count autoscaling chose (and the weight); without it the
-                # new fleet starts at InitialInstanceCount whatever the current load.
-                RetainAllVariantProperties=True,
+            logger.info(
+                "updating endpoint %s to config %s (blue/green, %s)",
+                endpoint,
+                name,
+                "all at once" if deployment is None else settings.rollout,
             )
+            update: UpdateEndpointInputTypeDef = {
+                "EndpointName": endpoint,
+                "EndpointConfigName": name,
+            }
+            if settings.hosting != "serverless":
+                # Keep the instance count autoscaling chose (and the weight); without it the
+                # new fleet starts at InitialInstanceCount whatever the current load. (On
+                # Serverless it would keep the old memory size and concurrency.)
+                update["RetainAllVariantProperties"] = True
+            if deployment is not None:
+                update["DeploymentConfig"] = deployment
+            sagemaker.update_endpoint(**update)
     except ClientError as error:
         _restore_after_failure(autoscaling, removed)
         raise AwsError.from_client_error(error) from error
@@ -198,14 +258,16 @@ def deploy_endpoint(
     status = "Updating" if existing else "Creating"
     if wait:
         try:
-            status = wait_in_service(sagemaker, endpoint, poll_s=poll_s)
+            within_s = rollout.expected_duration_s(settings) if deployment else None
+            status = wait_in_service(sagemaker, endpoint, poll_s=poll_s, within_s=within_s)
             if existing is not None:
-                _check_update_took(sagemaker, endpoint, name)
+                live = _check_update_took(sagemaker, endpoint, name)
+                _warn_if_capture_differs(live, settings)
         except DeployError:
             _restore_after_failure(autoscaling, removed)
             raise
-        attach_autoscaling(autoscaling, settings)
-    else:
+        _attach_scaling(autoscaling, cloudwatch, settings)
+    elif settings.hosting != "serverless":
         logger.warning("not waiting: autoscaling is attached only by a deploy that waits")
     return DeployResult(
         endpoint_name=endpoint,
@@ -214,11 +276,51 @@ def deploy_endpoint(
         endpoint_config_name=name,
         previous_config_name=existing["EndpointConfigName"] if existing else None,
         status=status,
-        autoscaling=wait,
+        autoscaling=wait and settings.hosting != "serverless",
+        rollout=rollout.summary(settings, deployment) if deployment else None,
     )
 
 
-def _check_update_took(sagemaker: SageMakerClient, endpoint: str, config_name: str) -> None:
+def guarded_rollout(
+    cloudwatch: CloudWatchClient | None, settings: DeploySettings
+) -> DeploymentConfigTypeDef:
+    """The update's DeploymentConfig, with the named alarms or two created for it."""
+    rollout.check_rollout(settings)  # before any alarm is created
+    alarms = list(settings.rollback_alarms)
+    if not alarms and cloudwatch is not None:
+        alarms = rollout.put_rollback_alarms(cloudwatch, settings, VARIANT_NAME)
+    return rollout.deployment_config(settings, alarms)
+
+
+def _attach_scaling(
+    autoscaling: ApplicationAutoScalingClient,
+    cloudwatch: CloudWatchClient | None,
+    settings: DeploySettings,
+) -> None:
+    if settings.hosting == "realtime":
+        attach_autoscaling(autoscaling, settings)
+    elif settings.hosting == "async" and cloudwatch is not None:  # checked before creating
+        async_inference.attach_autoscaling(autoscaling, cloudwatch, settings)
+    # Serverless Inference scales itself (up to MaxConcurrency); nothing to attach.
+
+
+def _check_same_hosting(
+    endpoint: str, current: DescribeEndpointConfigOutputTypeDef, settings: DeploySettings
+) -> None:
+    """Refuse an update across hosting modes; AWS documents that an instance-based endpoint
+    cannot be converted to Serverless, and a mixed blue/green has no guardrails."""
+    live = hosting_of(current)
+    if live != settings.hosting:
+        raise ConfigError(
+            f"endpoint {endpoint} is a {live} endpoint and this deploy asks for "
+            f"{settings.hosting}: deploy it under another --endpoint-name, or tear this one "
+            "down first"
+        )
+
+
+def _check_update_took(
+    sagemaker: SageMakerClient, endpoint: str, config_name: str
+) -> DescribeEndpointOutputTypeDef:
     """Raise when SageMaker rolled the update back.
 
     DescribeEndpoint's ``FailureReason`` is set "if the status is InService but update
@@ -234,6 +336,29 @@ def _check_update_took(sagemaker: SageMakerClient, endpoint: str, config_name: s
         raise JobFailedError(
             f"endpoint {endpoint}: the update to {config_name} failed and SageMaker rolled it "
             f"back; {live} still serves. Reason: {reason}"
+        )
+    return described
+
+
+def _warn_if_capture_differs(
+    described: DescribeEndpointOutputTypeDef, settings: DeploySettings
+) -> None:
+    """Say so when the live capture is not what the new config asked for.
+
+    The API reference does not say whether ``RetainAllVariantProperties`` keeps the old
+    endpoint's data capture (``ExcludeRetainedVariantProperties`` lists ``DataCaptureConfig``
+    as "not currently supported"), so the endpoint's own answer is checked.
+    """
+    wanted = settings.capture_percent or 0
+    live = described.get("DataCaptureConfig", {})
+    now = live.get("CurrentSamplingPercentage", 0) if live.get("EnableCapture") else 0
+    if now != wanted:
+        logger.warning(
+            "endpoint %s captures %s%% of requests, not the %s%% this deploy asked for; "
+            "UpdateEndpoint kept the old data capture: recreate the endpoint to change it",
+            settings.endpoint_name,
+            now,
+            wanted,
         )
 
 
@@ -257,19 +382,29 @@ def _restore_after_failure(
 
 
 def _instance_type_changes(
-    sagemaker: SageMakerClient, existing: DescribeEndpointOutputTypeDef, instance_type: str
+    current: DescribeEndpointConfigOutputTypeDef, settings: DeploySettings
 ) -> bool:
-    config = sagemaker.describe_endpoint_config(EndpointConfigName=existing["EndpointConfigName"])
-    return any(v.get("InstanceType") != instance_type for v in config["ProductionVariants"])
+    if settings.hosting == "serverless":
+        return False  # no instances, no scalable target
+    return any(
+        v.get("InstanceType") != settings.instance_type for v in current["ProductionVariants"]
+    )
 
 
-def wait_in_service(sagemaker: SageMakerClient, endpoint: str, *, poll_s: float) -> str:
-    """Wait until InService; a failed create or update raises with SageMaker's reason."""
+def wait_in_service(
+    sagemaker: SageMakerClient, endpoint: str, *, poll_s: float, within_s: float | None = None
+) -> str:
+    """Wait until InService; a failed create or update raises with SageMaker's reason.
+
+    ``within_s``: how long a guarded update may take (its bakes); else the waiter's hour.
+    """
     waiter = sagemaker.get_waiter("endpoint_in_service")
+    delay = max(1, round(poll_s))
+    attempts = max(120, -(-int(within_s or 0) // delay))
     try:
         waiter.wait(
             EndpointName=endpoint,
-            WaiterConfig={"Delay": max(1, round(poll_s)), "MaxAttempts": 120},
+            WaiterConfig={"Delay": delay, "MaxAttempts": attempts},
         )
     except WaiterError as error:
         described = describe_endpoint(sagemaker, endpoint)

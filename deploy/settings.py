@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -31,6 +31,9 @@ DEFAULT_CONFIG_FILE = Path("deploy.toml")
 # A CUDA 12 serving image needs a host driver that supports it: driver 550 / CUDA 12.4.
 DEFAULT_INFERENCE_AMI = "al2-ami-sagemaker-inference-gpu-3-1"
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+# Serverless Inference's memory sizes (ServerlessConfig.MemorySizeInMB, API reference).
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
 _GPU_FAMILIES = ("ml.g", "ml.p")
 # Jobs, models and configs are named <name>-YYYYmmdd-HHMMSS, within SageMaker's 63 characters.
 _RESOURCE_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,46}$")
@@ -120,6 +123,63 @@ class DeploySettings(BaseSettings):
         default=600, ge=60, le=3600, description="ModelDataDownloadTimeoutInSeconds"
     )
 
+    # Hosting mode (docs/aws.md, "Hosting modes and safe rollout").
+    hosting: Literal["realtime", "serverless", "async"] = Field(
+        default="realtime", description="real-time instances, Serverless Inference or async"
+    )
+    serverless_memory_mb: int = Field(
+        default=3072, description="Serverless MemorySizeInMB: 1024, 2048, ... 6144"
+    )
+    serverless_max_concurrency: int = Field(
+        default=5, ge=1, le=200, description="Serverless MaxConcurrency (1-200)"
+    )
+    async_output: str | None = Field(
+        default=None, description="async: s3:// prefix SageMaker writes the results to"
+    )
+    async_failure_output: str | None = Field(
+        default=None, description="async: s3:// prefix for error results (default: output)"
+    )
+    async_success_topic: str | None = Field(default=None, description="async: SNS topic ARN")
+    async_error_topic: str | None = Field(default=None, description="async: SNS topic ARN")
+    async_max_concurrent_invocations: int | None = Field(
+        default=None, ge=1, le=1000, description="async: requests in flight per instance"
+    )
+    async_target_backlog: float = Field(
+        default=5.0, gt=0, description="async: target ApproximateBacklogSizePerInstance"
+    )
+
+    # Guarded rollout of an update (deployment guardrails).
+    rollout: Literal["all-at-once", "canary", "linear"] = Field(
+        default="canary", description="traffic shifting of a blue/green update"
+    )
+    canary_percent: int = Field(
+        default=10, ge=1, le=99, description="canary: share of the new fleet's capacity first"
+    )
+    linear_step_percent: int = Field(
+        default=25, ge=1, le=99, description="linear: share of capacity moved per step"
+    )
+    bake_s: int = Field(
+        default=300, ge=0, le=3600, description="watch the alarms this long after each shift"
+    )
+    rollback_alarms: list[str] = Field(
+        default_factory=list,
+        description="CloudWatch alarms that roll an update back (default: create two)",
+    )
+    rollback_max_5xx: int = Field(
+        default=5, ge=1, description="created alarm: Invocation5XXErrors per minute"
+    )
+    rollback_max_latency_ms: int = Field(
+        default=1000, ge=1, description="created alarm: p99 ModelLatency per minute"
+    )
+
+    # Data capture (Model Monitor's format).
+    capture_percent: int | None = Field(
+        default=None, ge=0, le=100, description="share of requests captured to S3"
+    )
+    capture_destination: str | None = Field(
+        default=None, description="s3:// prefix of captured data (default: <prefix>/capture)"
+    )
+
     # The API in front (infra/ template) and teardown.
     stack_name: str | None = Field(
         default=None, description="CloudFormation stack of the API front"
@@ -165,6 +225,20 @@ class DeploySettings(BaseSettings):
     def _strip_prefix(cls, value: str) -> str:
         return value.strip("/")
 
+    @field_validator("serverless_memory_mb")
+    @classmethod
+    def _check_serverless_memory(cls, value: int) -> int:
+        if value not in SERVERLESS_MEMORY_MB:
+            raise ValueError(f"must be one of {', '.join(map(str, SERVERLESS_MEMORY_MB))}")
+        return value
+
+    @field_validator("async_output", "async_failure_output", "capture_destination")
+    @classmethod
+    def _check_s3_uri(cls, value: str | None) -> str | None:
+        if value is not None and not _S3_URI.match(value):
+            raise ValueError("must be an s3://bucket/prefix URI")
+        return value
+
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:
         if self.min_capacity > self.max_capacity:
@@ -173,6 +247,11 @@ class DeploySettings(BaseSettings):
             raise ValueError("initial_instance_count must lie within [min_capacity, max_capacity]")
         if self.spot and self.max_wait_s < self.max_runtime_s:
             raise ValueError("max_wait_s must be at least max_runtime_s for spot training")
+        if self.hosting == "serverless" and self.capture_percent is not None:
+            # Serverless Inference's feature exclusions list data capture (Model Monitor).
+            raise ValueError("Serverless Inference does not support data capture")
+        if self.hosting != "async" and (self.async_output or self.async_success_topic):
+            raise ValueError("async_output and SNS topics apply to async endpoints only (--async)")
         return self
 
     @classmethod
@@ -211,7 +290,8 @@ class DeploySettings(BaseSettings):
 
     @property
     def gpu_endpoint(self) -> bool:
-        return is_gpu_instance(self.instance_type)
+        """Whether the endpoint runs the CUDA image (Serverless Inference is CPU only)."""
+        return self.hosting != "serverless" and is_gpu_instance(self.instance_type)
 
 
 def is_gpu_instance(instance_type: str) -> bool:

@@ -2,7 +2,8 @@
 
 Order: the API stack (so nothing calls a vanishing endpoint), the scaling policies and the
 scalable target (Application Auto Scaling would otherwise keep acting on a missing variant),
-the endpoint, then the endpoint configs and models of this endpoint's deploys.
+the CloudWatch alarms ``deploy`` created (rollback, async scale-from-zero), the endpoint,
+then the endpoint configs and models of this endpoint's deploys.
 
 Only what this tool made for this endpoint is deleted: configs and models named exactly
 ``<endpoint>-YYYYmmdd-HHMMSS`` (``NameContains`` also lists ``<endpoint>-staging-...``) and
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from botocore.exceptions import ClientError
 
+from deploy import async_inference, rollout
 from deploy import endpoint as endpoint_ops
 from deploy.errors import AwsError, DeployError, error_code
 from deploy.names import is_timestamped_name
@@ -52,6 +54,7 @@ class TeardownPlan:
     stack: str | None = None
     scaling_policies: list[str] = field(default_factory=list)
     scalable_target: str | None = None
+    alarms: list[str] = field(default_factory=list)
     endpoint: str | None = None
     endpoint_configs: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
@@ -61,7 +64,9 @@ class TeardownPlan:
         """One ``kind name`` line per resource, in deletion order."""
         rows: list[tuple[str, str | None]] = [("cloudformation-stack", self.stack)]
         rows += [("scaling-policy", name) for name in self.scaling_policies]
-        rows += [("scalable-target", self.scalable_target), ("endpoint", self.endpoint)]
+        rows += [("scalable-target", self.scalable_target)]
+        rows += [("cloudwatch-alarm", name) for name in self.alarms]
+        rows += [("endpoint", self.endpoint)]
         rows += [("endpoint-config", name) for name in self.endpoint_configs]
         rows += [("model", name) for name in self.models]
         return [f"{kind} {name}" for kind, name in rows if name]
@@ -80,6 +85,7 @@ def plan_teardown(aws: AwsClients, settings: DeploySettings) -> TeardownPlan:
         plan.scaling_policies = endpoint_ops.scaling_policies(aws.autoscaling, endpoint)
         if endpoint_ops.scalable_target_registered(aws.autoscaling, endpoint):
             plan.scalable_target = endpoint_ops.resource_id(endpoint)
+        plan.alarms = _alarms(aws, endpoint)
         described = endpoint_ops.describe_endpoint(aws.sagemaker, endpoint)
         if described is not None:
             if not _tagged(aws.sagemaker, described["EndpointArn"], settings.name):
@@ -172,6 +178,16 @@ def _configs_in_use(sagemaker: SageMakerClient, *, exclude: str) -> dict[str, st
     return in_use
 
 
+def _alarms(aws: AwsClients, endpoint: str) -> list[str]:
+    """The alarms ``deploy`` creates for this endpoint (rollback, async scale-from-zero)."""
+    names = [
+        *rollout.alarm_names(endpoint, endpoint_ops.VARIANT_NAME),
+        async_inference.scale_from_zero_alarm_name(endpoint),
+    ]
+    found = aws.cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
+    return sorted(alarm["AlarmName"] for alarm in found)
+
+
 def _models_of(sagemaker: SageMakerClient, config: str) -> list[str]:
     described = sagemaker.describe_endpoint_config(EndpointConfigName=config)
     return [variant["ModelName"] for variant in described["ProductionVariants"]]
@@ -215,6 +231,8 @@ def execute_teardown(aws: AwsClients, settings: DeploySettings, plan: TeardownPl
             aws.cloudformation.delete_stack(StackName=plan.stack)
         if plan.scaling_policies or plan.scalable_target:
             endpoint_ops.remove_autoscaling(aws.autoscaling, endpoint)
+        if plan.alarms:
+            aws.cloudwatch.delete_alarms(AlarmNames=plan.alarms)
         if plan.endpoint:
             _ignore_missing(partial(aws.sagemaker.delete_endpoint, EndpointName=endpoint))
         for config in plan.endpoint_configs:

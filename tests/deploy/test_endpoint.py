@@ -140,6 +140,8 @@ def _stub_update(
     old_instance_type: str,
     update_error: str | None = None,
     new_name: Any = NEW_NAME,
+    deployment: Any = ANY,
+    config_extra: dict[str, Any] | None = None,
 ) -> None:
     """The exact SageMaker calls of a blue/green update, up to UpdateEndpoint; nothing is
     deleted. ``update_error``: UpdateEndpoint fails with this AWS error code."""
@@ -177,7 +179,12 @@ def _stub_update(
     stub.add_response(
         "create_endpoint_config",
         {"EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{NEW_NAME}"},
-        {"EndpointConfigName": new_name, "ProductionVariants": ANY, "Tags": ANY},
+        {
+            "EndpointConfigName": new_name,
+            "ProductionVariants": ANY,
+            "Tags": ANY,
+            **(config_extra or {}),
+        },
     )
     # The instance count autoscaling reached is kept: without RetainAllVariantProperties
     # SageMaker starts the new fleet at InitialInstanceCount (UpdateEndpoint reference).
@@ -185,6 +192,7 @@ def _stub_update(
         "EndpointName": "news-classifier",
         "EndpointConfigName": new_name,
         "RetainAllVariantProperties": True,
+        "DeploymentConfig": deployment,
     }
     if update_error:
         stub.add_client_error(
@@ -389,3 +397,153 @@ def test_no_wait_refuses_an_instance_type_change_on_an_autoscaled_endpoint(
                 image_uri="img:2", model_data=MODEL_DATA, wait=False,
             )  # fmt: skip
     assert _scaling(aws)[0], "scaling must stay attached"
+
+
+# --- guarded rollout: traffic shifting, bake time, alarms that roll back ------------------
+
+
+ALARM_ROLLED_BACK = {
+    **_endpoint_description(OLD_NAME),
+    "FailureReason": "Rolled back: alarm news-classifier-AllTraffic-5xx-errors went into ALARM.",
+}
+
+
+def test_a_linear_rollout_watched_by_created_alarms_fails_when_an_alarm_rolls_it_back(
+    recorded: Recorded, moto_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    aws = recorded.aws
+    endpoint.attach_autoscaling(aws.autoscaling, make_settings())
+    argv = [
+        "deploy", *common_flags(moto_url), "--model-data", MODEL_DATA, "--image", "img:2",
+        "--rollout", "linear", "--linear-step-percent", "50", "--bake-seconds", "120",
+        "--max-5xx", "3", "--max-latency-ms", "800",
+    ]  # fmt: skip
+    errors_alarm = "news-classifier-AllTraffic-5xx-errors"
+    latency_alarm = "news-classifier-AllTraffic-model-latency-p99"
+    expected = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "LINEAR",
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+                "WaitIntervalInSeconds": 120,
+            },
+            "TerminationWaitInSeconds": 120,
+            # 30 min to provision, then two shifts and the final bake of 120 s each.
+            "MaximumExecutionTimeoutInSeconds": 1800 + 3 * 120,
+        },
+        "AutoRollbackConfiguration": {
+            "Alarms": [{"AlarmName": errors_alarm}, {"AlarmName": latency_alarm}]
+        },
+    }
+    out = io.StringIO()
+    with Stubber(aws.sagemaker) as stub, caplog.at_level("ERROR", logger="deploy"):
+        _stub_update(stub, old_instance_type="ml.g5.xlarge", new_name=ANY, deployment=expected)
+        # SageMaker rolled back on the alarm: InService again, on the old config.
+        _stub_outcome(stub, ALARM_ROLLED_BACK)
+        code = cli.main(argv, aws=factory(aws), stdout=out)
+        stub.assert_no_pending_responses()
+
+    assert code == JobFailedError.exit_code
+    assert "updated" not in out.getvalue()
+    assert "rolled it back" in caplog.text and "5xx-errors went into ALARM" in caplog.text
+    alarms = {a["AlarmName"]: a for a in aws.cloudwatch.describe_alarms()["MetricAlarms"]}
+    assert set(alarms) == {errors_alarm, latency_alarm}
+    variant = [
+        {"Name": "EndpointName", "Value": "news-classifier"},
+        {"Name": "VariantName", "Value": "AllTraffic"},
+    ]
+    errors, latency = alarms[errors_alarm], alarms[latency_alarm]
+    assert (errors["Namespace"], errors["MetricName"]) == ("AWS/SageMaker", "Invocation5XXErrors")
+    assert (errors["Statistic"], errors["Threshold"]) == ("Sum", 3.0)
+    assert (latency["MetricName"], latency["ExtendedStatistic"]) == ("ModelLatency", "p99")
+    assert latency["Threshold"] == 800_000.0  # ModelLatency is in microseconds
+    for alarm in (errors, latency):
+        assert sorted(alarm["Dimensions"], key=lambda d: d["Name"]) == variant
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching"
+    assert _scaling(aws)[0], "autoscaling stays attached"
+
+
+def test_a_canary_rollout_uses_the_named_alarms_and_creates_none(recorded: Recorded) -> None:
+    aws = recorded.aws
+    settings = make_settings(
+        rollout="canary", canary_percent=20, bake_s=600, rollback_alarms=["team-5xx"]
+    )
+    expected = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 20},
+                "WaitIntervalInSeconds": 600,
+            },
+            "TerminationWaitInSeconds": 600,
+            "MaximumExecutionTimeoutInSeconds": 1800 + 3 * 600,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "team-5xx"}]},
+    }
+    sagemaker = aws.session.client("sagemaker", region_name=REGION)
+    with Stubber(sagemaker) as stub:
+        _stub_update(stub, old_instance_type="ml.g5.xlarge", deployment=expected)
+        _stub_outcome(stub, _endpoint_description(NEW_NAME))
+        result = endpoint.deploy_endpoint(
+            sagemaker, aws.autoscaling, settings, cloudwatch=aws.cloudwatch,
+            image_uri="img:2", model_data=MODEL_DATA, poll_s=1, now=NOW,
+        )  # fmt: skip
+        stub.assert_no_pending_responses()
+    assert result.action == "updated"
+    assert result.rollout == "canary 20% then the rest, bake 600 s, rollback alarms team-5xx"
+    assert "PutMetricAlarm" not in recorded.calls.operations()
+
+
+def test_a_rollout_longer_than_sagemaker_allows_is_refused_before_anything_is_created(
+    aws: AwsClients,
+) -> None:
+    # 100 steps of 1 % and the final bake, 10 min each: far over the 8 h of one update.
+    settings = make_settings(rollout="linear", linear_step_percent=1, bake_s=600)
+    sagemaker = aws.session.client("sagemaker", region_name=REGION)
+    with Stubber(sagemaker) as stub:  # any create call would fail the test
+        stub.add_response("describe_endpoint", _endpoint_description(OLD_NAME))
+        stub.add_response(
+            "describe_endpoint_config",
+            {
+                "EndpointConfigName": OLD_NAME,
+                "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/x",
+                "ProductionVariants": [
+                    {"VariantName": "AllTraffic", "ModelName": OLD_NAME,
+                     "InstanceType": "ml.g5.xlarge"}
+                ],
+                "CreationTime": NOW,
+            },
+        )  # fmt: skip
+        with pytest.raises(ConfigError, match="28800"):
+            endpoint.deploy_endpoint(
+                sagemaker, aws.autoscaling, settings, cloudwatch=aws.cloudwatch,
+                image_uri="img:2", model_data=MODEL_DATA,
+            )  # fmt: skip
+    assert aws.cloudwatch.describe_alarms()["MetricAlarms"] == []
+
+
+@pytest.mark.parametrize(("asked", "warned"), [(20, False), (50, True), (None, True)])
+def test_an_update_says_so_when_the_live_data_capture_is_not_the_one_asked_for(
+    aws: AwsClients, caplog: pytest.LogCaptureFixture, asked: int | None, warned: bool
+) -> None:
+    live = {
+        **_endpoint_description(NEW_NAME),
+        "DataCaptureConfig": {
+            "EnableCapture": True,
+            "CaptureStatus": "Started",
+            "CurrentSamplingPercentage": 20,
+            "DestinationS3Uri": f"s3://{BUCKET}/news-classifier/capture",
+            "KmsKeyId": "",
+        },
+    }
+    sagemaker = aws.session.client("sagemaker", region_name=REGION)
+    with Stubber(sagemaker) as stub, caplog.at_level("WARNING", logger="deploy"):
+        extra = {"DataCaptureConfig": ANY} if asked is not None else None
+        _stub_update(stub, old_instance_type="ml.g5.xlarge", config_extra=extra)
+        _stub_outcome(stub, live)
+        endpoint.deploy_endpoint(
+            sagemaker, aws.autoscaling, make_settings(capture_percent=asked),
+            image_uri="img:2", model_data=MODEL_DATA, poll_s=1, now=NOW,
+        )  # fmt: skip
+    assert ("kept the old data capture" in caplog.text) is warned

@@ -11,7 +11,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from deploy import cli, endpoint, teardown
+from deploy import cli, endpoint, rollout, teardown
 from deploy.aws import AwsClients
 from deploy.teardown import NotOursError
 from tests.deploy.support import BUCKET, Recorded, common_flags, factory, make_settings
@@ -247,3 +247,34 @@ def test_teardown_asks_before_deleting(
     remaining = aws.sagemaker.list_endpoints()["Endpoints"]
     assert (remaining == []) is deleted
     assert out.getvalue().splitlines()[-1] == ("deleted" if deleted else "nothing deleted")
+
+
+def test_teardown_deletes_the_alarms_deploy_created_and_no_other(
+    aws: AwsClients, moto_url: str
+) -> None:
+    settings = make_settings()
+    rollout.put_rollback_alarms(aws.cloudwatch, settings, "AllTraffic")
+    aws.cloudwatch.put_metric_alarm(
+        AlarmName="news-classifier-has-backlog-without-capacity",
+        MetricName="HasBacklogWithoutCapacity",
+        Namespace="AWS/SageMaker", Statistic="Average", Period=60, EvaluationPeriods=2,
+        Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )  # fmt: skip
+    aws.cloudwatch.put_metric_alarm(
+        AlarmName="news-classifier-team-dashboard", MetricName="Invocations",
+        Namespace="AWS/SageMaker", Statistic="Sum", Period=60, EvaluationPeriods=1,
+        Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )  # fmt: skip
+    out = io.StringIO()
+
+    assert (
+        cli.main(["teardown", "--yes", *common_flags(moto_url)], aws=factory(aws), stdout=out) == 0
+    )
+
+    assert out.getvalue().splitlines()[:3] == [
+        "deleting cloudwatch-alarm news-classifier-AllTraffic-5xx-errors",
+        "deleting cloudwatch-alarm news-classifier-AllTraffic-model-latency-p99",
+        "deleting cloudwatch-alarm news-classifier-has-backlog-without-capacity",
+    ]
+    left = [a["AlarmName"] for a in aws.cloudwatch.describe_alarms()["MetricAlarms"]]
+    assert left == ["news-classifier-team-dashboard"]
