@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """The serving images' HEALTHCHECK: exit 0 when the model server answers GET /ping with 200.
 
 Standard library only, so the image needs no curl. SageMaker does its own health checks on
