@@ -213,6 +213,14 @@ def test_the_api_front_runs_the_local_api_against_serve(gpu_project: dict[str, A
     assert command[command.index("--serve-url") + 1] == "http://serve:8080"
     assert "127.0.0.1:8000:8000" in api["ports"]
     assert api["depends_on"]["serve"]["condition"] == "service_healthy"
+    # The API front's healthcheck is the images' healthcheck script, given the API's URL: no
+    # inline `python -c "..."` (podman's Docker API splits arguments at spaces).
+    assert api["healthcheck"]["test"] == [
+        "CMD", "python", "/usr/local/bin/healthcheck", "http://127.0.0.1:8000/ping"
+    ]  # fmt: skip
+    tools = Image.load("tools")
+    assert tools.source_of("/usr/local/bin/healthcheck") == REPO_ROOT / "docker" / "healthcheck.py"
+    assert all(" " not in word for word in api["healthcheck"]["test"])
     help_text = subprocess.run(
         [sys.executable, "-m", "deploy.local_api", "--help"],
         cwd=REPO_ROOT,
