@@ -42,7 +42,8 @@ test: setup lint typecheck
 
 # Build every target of docker/Dockerfile and smoke-test the images and the compose stack
 # (docs/containers.md, "Images, built and run"): with Docker where an engine answers, else
-# with buildah + podman, which it installs (root, apt-get). About 12 minutes on 2 CPUs.
+# with buildah + podman, which it installs (root, apt-get). About 17 minutes on a fresh, busy
+# 2-CPU machine; a few minutes once the base and the layers are cached.
 images-test: setup
 	@docker info >/dev/null 2>&1 || docker/install-build-tools.sh
 	$(BIN)/python -m pip install --quiet --require-hashes -r tests/docker/compose-requirements.txt
