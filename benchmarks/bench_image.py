@@ -1,4 +1,17 @@
-"""What can be measured of the images without a Docker engine: sizes and cold start.
+"""The images' sizes and cold starts: of the built images, and of their Python environments.
+
+Of the images built by `make images-test` (tests/docker/engine.py: Docker, or buildah and
+podman, with the local stand-in bases):
+
+image-sizes      each target's size as the engine reports it (`image inspect`: the
+                 uncompressed layers), and the build time of each target, from scratch or
+                 from the layer cache, when --build is given.
+image-coldstart  `docker run IMAGE serve` with a model artifact mounted read-only at
+                 /opt/ml/model, from the `run` command to the first GET /ping 200, for the
+                 tiny test model and an all-MiniLM-L6-v2 classifier without and with
+                 model.onnx; serve-cpu (and serve, whose CUDA base is swapped for Debian here).
+
+Without an engine (no image needed):
 
 sizes      `pip install --target` of the serving and the training dependency sets (as the
            Dockerfile installs them, torch included, with constraints.txt) into temporary
@@ -13,6 +26,8 @@ memory     the serve-cpu server's peak resident memory (VmHWM) at its first /pin
            after 100 requests of 32 headlines, for the same models: what Serverless
            Inference's MemorySizeInMB must hold.
 
+    .venv/bin/python benchmarks/bench_image.py image-sizes [--build]
+    .venv/bin/python benchmarks/bench_image.py image-coldstart --runs 3
     .venv/bin/python benchmarks/bench_image.py sizes
     .venv/bin/python benchmarks/bench_image.py coldstart --runs 3
     .venv/bin/python benchmarks/bench_image.py memory
@@ -55,6 +70,7 @@ def _load(name: str, path: Path) -> ModuleType:
 
 # The same helpers the container tests use (tests/ is not a package of the distribution).
 support = _load("docker_test_support", REPO_ROOT / "tests" / "docker" / "support.py")
+engines = _load("docker_test_engine", REPO_ROOT / "tests" / "docker" / "engine.py")
 
 
 def emit(record: dict[str, object]) -> None:
@@ -271,13 +287,105 @@ def measure_coldstart(runs: int) -> None:
             )
 
 
+def find_engine() -> Any:
+    engine = engines.find_engine()
+    if engine is None:
+        raise SystemExit(
+            "no Docker engine, and no buildah + podman as root: see docs/containers.md"
+        )
+    return engine
+
+
+def measure_image_sizes(build: bool) -> None:
+    engine = find_engine()
+    seconds: dict[str, float] = {}
+    if build:
+        with tempfile.TemporaryDirectory() as logs:
+            results = engines.build_images(engine, Path(logs))
+        seconds = {target: result.seconds for target, result in results.items()}
+    for target in engines.TARGETS:
+        image = engines.image_name(target)
+        size = int(engine.run("image", "inspect", "--format", "{{.Size}}", image).stdout)
+        record: dict[str, object] = {
+            "measure": "image_size",
+            "engine": engine.name,
+            "target": target,
+            "megabytes": round(size / 1e6, 1),
+        }
+        if target in seconds:
+            record["build_seconds"] = round(seconds[target], 1)
+        emit(record)
+
+
+def container_time_to_first_ping(engine: Any, target: str, model_dir: Path) -> float:
+    """Seconds from `docker run` to the first /ping 200 of the serving container."""
+    port = free_port()
+    name = f"news-classifier-coldstart-{os.getpid()}"
+    started = time.monotonic()
+    engine.run(
+        "run", "--detach", "--name", name, "--read-only", "--tmpfs", "/tmp",
+        "--volume", f"{model_dir}:/opt/ml/model:ro", "--publish", f"127.0.0.1:{port}:8080",
+        engines.image_name(target), "serve",
+    )  # fmt: skip
+    try:
+        while time.monotonic() - started < 300:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1.0).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("no /ping 200 within 300 s")
+    finally:
+        engine.run("rm", "--force", name, check=False)
+
+
+def measure_image_coldstart(runs: int, targets: list[str]) -> None:
+    engine = find_engine()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, model_dir in build_artifacts(Path(tmp) / "artifacts").items():
+            for target in targets:
+                container_time_to_first_ping(engine, target, model_dir)  # page cache warm
+                walls = [
+                    container_time_to_first_ping(engine, target, model_dir) for _ in range(runs)
+                ]
+                emit(
+                    {
+                        "measure": "container_cold_start_to_first_ping",
+                        "engine": engine.name,
+                        "target": target,
+                        "model": name,
+                        "model_megabytes": round(folder_bytes(model_dir) / 1e6, 1),
+                        "runs": runs,
+                        "median_seconds": round(statistics.median(walls), 2),
+                        "min_seconds": round(min(walls), 2),
+                        "max_seconds": round(max(walls), 2),
+                        "cpus": os.cpu_count(),
+                        "load_average_1m": round(os.getloadavg()[0], 2),
+                    }
+                )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["sizes", "coldstart", "memory"])
+    parser.add_argument(
+        "what", choices=["image-sizes", "image-coldstart", "sizes", "coldstart", "memory"]
+    )
     parser.add_argument("--runs", type=int, default=3, help="cold starts per model")
     parser.add_argument("--requests", type=int, default=100, help="memory: requests per model")
+    parser.add_argument("--build", action="store_true", help="image-sizes: build, and time it")
+    parser.add_argument(
+        "--target",
+        action="append",
+        choices=["serve-cpu", "serve"],
+        help="image-coldstart: the serving images to start (default: serve-cpu)",
+    )
     args = parser.parse_args(argv)
-    if args.what == "sizes":
+    if args.what == "image-sizes":
+        measure_image_sizes(args.build)
+    elif args.what == "image-coldstart":
+        measure_image_coldstart(args.runs, args.target or ["serve-cpu"])
+    elif args.what == "sizes":
         measure_sizes()
     elif args.what == "memory":
         measure_memory(args.requests)

@@ -95,6 +95,22 @@ preload_jemalloc() {
     fi
 }
 
+# A serving image holds no training code (docs/containers.md): `train` there would end in a
+# raw ModuleNotFoundError. Say what is wrong, where SageMaker shows it too (the failure file
+# of a training job), and exit 2 like any other refused command.
+refuse_train_without_training_code() {
+    if python -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("training") is None)'; then
+        return 0
+    fi
+    local message="this is a serving image: it has no training code, so it cannot run \`train\`. Build and use the \`train\` target of docker/Dockerfile for training jobs."
+    log "${message}"
+    local failure_file="${SAGEMAKER_BASE_DIR:-/opt/ml}/output/failure"
+    if [ -d "$(dirname "${failure_file}")" ]; then
+        printf '%s\n' "${message}" > "${failure_file}" 2>/dev/null || true
+    fi
+    exit 2
+}
+
 usage() {
     log "usage: entrypoint [train|serve] (no argument means train)"
 }
@@ -106,6 +122,7 @@ main() {
     fi
     case "${command}" in
         train)
+            refuse_train_without_training_code
             enable_cuda_compat
             exec python -m training "$@"
             ;;

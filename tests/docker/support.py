@@ -226,7 +226,7 @@ class Image:
 
 
 def image_requirements(*extras: str) -> list[str]:
-    """The requirement lines the Dockerfile installs for these extras (torch apart)."""
+    """The requirement lines of these extras (torch apart): the inputs of the lock files."""
     output = subprocess.run(
         [
             sys.executable,

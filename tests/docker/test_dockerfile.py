@@ -202,6 +202,70 @@ def test_the_build_context_holds_what_the_dockerfile_copies() -> None:
     assert patterns[0] == "*"
     allowed = {pattern[1:].rstrip("/") for pattern in patterns if pattern.startswith("!")}
     sources = {source for stage in parse_dockerfile().values() for source, _ in stage.copies}
-    sources |= {"pyproject.toml", "constraints.txt", "docker/requirements.py"}
-    assert sources <= allowed
+    assert all(
+        any(source == kept or source.startswith(kept + "/") for kept in allowed)
+        for source in sources
+    ), sources - allowed
     assert all((REPO_ROOT / source).exists() for source in sources)
+
+
+@pytest.mark.parametrize("target", [*SAGEMAKER_TARGETS, "tools"])
+def test_dependencies_install_from_the_hash_pinned_lock_only(target: str) -> None:
+    installs = [
+        line
+        for stage in stage_chain(parse_dockerfile(), target)
+        for line in stage_lines(stage.name)
+        if "pip install" in line and "torch==" not in line
+    ]
+    [install] = installs
+    lock = {"train": "train", "tools": "tools"}.get(target, "serve")
+    assert f"--require-hashes -r /tmp/requirements/{lock}.txt" in install
+    assert ("docker/locks/" + lock + ".txt", "/tmp/requirements/") in Image.load(target).copies
+    assert "pip check" in install
+
+
+def test_pip_gets_its_settings_as_build_secrets_only() -> None:
+    # A proxy's CA and a private index reach `pip install` through BuildKit secrets, which
+    # are never stored in a layer: no COPY, ARG or ENV may carry them.
+    lines = logical_lines(DOCKERFILE.read_text())
+    installs = [line for line in lines if "pip install" in line]
+    assert installs
+    for line in installs:
+        assert "--mount=type=secret,id=pip.conf" in line
+        assert "--mount=type=secret,id=ca-bundle" in line
+        assert "PIP_CONFIG_FILE=/run/secrets/pip.conf" in line
+    assert not any(re.search(r"pip\.conf|\.crt|\.pem|PIP_CERT", line) for line in lines
+                   if line.startswith(("COPY", "ENV", "ARG")))  # fmt: skip
+
+
+def test_the_lock_files_are_made_from_the_current_pyproject() -> None:
+    # Offline and instant: each lock file carries the SHA-256 of its inputs.
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "docker" / "requirements.py"), "check-locks"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_pyproject_change_makes_the_lock_stale(tmp_path: Path) -> None:
+    # The check above can fail: a copy of the repository whose `aws` extra gained a package.
+    (tmp_path / "docker").mkdir()
+    shutil.copy2(REPO_ROOT / "docker" / "requirements.py", tmp_path / "docker")
+    shutil.copytree(REPO_ROOT / "docker" / "locks", tmp_path / "docker" / "locks")
+    shutil.copy2(REPO_ROOT / "constraints.txt", tmp_path)
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+    (tmp_path / "pyproject.toml").write_text(
+        pyproject.replace("aws = [\n", 'aws = [\n    "sagemaker>=2.200",\n', 1)
+    )
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "docker" / "requirements.py"), "check-locks"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "docker/locks/tools.txt is not made from the current" in result.stderr
+    assert "train.txt" not in result.stderr
+    assert "make locks" in result.stderr

@@ -91,6 +91,25 @@ def test_an_unknown_command_is_refused(tmp_path: Path) -> None:
     assert seen == {}
 
 
+def test_train_in_a_serving_image_is_refused_with_a_reason(
+    tmp_path: Path, serve_venv: Path
+) -> None:
+    # The serving images hold no training code: `train` must say so, not crash on an import.
+    image = Image.load("serve-cpu")
+    program = image.lay_out_program(tmp_path / "program")
+    base_dir = tmp_path / "opt_ml"
+    (base_dir / "output").mkdir(parents=True)
+    env = image.environment(serve_venv, program)
+    env["SAGEMAKER_BASE_DIR"] = str(base_dir)
+    result = subprocess.run(
+        image.command("train"), cwd=program, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "this is a serving image" in result.stderr
+    assert "ModuleNotFoundError" not in result.stderr
+    assert "`train` target" in (base_dir / "output" / "failure").read_text()
+
+
 # The first line of /proc/driver/nvidia/version with NVIDIA's proprietary kernel modules, and
 # with its open ones (the default from driver 560 on).
 PROPRIETARY_MODULE = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  {}  Release Build  "

@@ -1,7 +1,8 @@
 """The serving images install the `serve` extra only: no training-only package gets in.
 
-The dependency set is resolved from the requirement lines the Dockerfile installs
-(docker/requirements.py) through the installed distributions' metadata, the same closure
+The dependency set is resolved from the `serve` extra's requirement lines (the inputs of
+docker/locks/serve.txt, which the Dockerfile installs) through the installed distributions'
+metadata, the same closure
 `pip install --dry-run --report` gives (50 distributions with torch on 2026-11-23; 53 with
 onnxruntime, see docs/containers.md). That the set still serves is shown by
 test_entrypoint.py::test_serve_answers_ping_and_invocations, which runs the server in a
