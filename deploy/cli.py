@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument(
         "action",
         nargs="?",
+        default=None,
         choices=PIPELINE_ACTIONS,
         help="upsert the definition, start an execution, show its status, approve a package, "
         "or print the definition JSON (default with --local: run)",

@@ -120,7 +120,6 @@ def _build(
     boto_session: boto3.Session,
     sagemaker_client: SageMakerClient | None,
 ) -> Any:
-    from sagemaker.core.config.config import load_sagemaker_config
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join
     from sagemaker.core.workflow.parameters import ParameterBoolean, ParameterString
@@ -128,17 +127,12 @@ def _build(
     from sagemaker.core.workflow.properties import PropertyFile
     from sagemaker.mlops.workflow import Pipeline
 
-    # The user's SDK defaults files (KMS keys, subnets, tags) still apply; the SDK's usage
-    # telemetry is off unless those files turn it on.
-    sdk_config = load_sagemaker_config()
-    sdk_config.setdefault("SchemaVersion", "1.0")
-    modules = sdk_config.setdefault("SageMaker", {}).setdefault("PythonSDK", {})
-    modules.setdefault("Modules", {}).setdefault("TelemetryOptOut", True)
+    # No sagemaker_config argument: the SDK then reads the user's defaults files once; given
+    # a dict, it validates it against its JSON schema at every lookup (minutes per build).
     session = PipelineSession(
         boto_session=boto_session,
         sagemaker_client=sagemaker_client,
         default_bucket=settings.require_bucket(),
-        sagemaker_config=sdk_config,
     )
     role = settings.require_role()
     defaults = hyperparameter_defaults(settings)
