@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from deploy import ecr, endpoint, invoke, model_registry, storage, teardown, training_job
 from deploy.aws import AwsClients
-from deploy.errors import AwsError, ConfigError, DeployError
+from deploy.errors import AwsError, ConfigError, DeployError, ImageError
 from deploy.settings import DeploySettings
 
 logger = logging.getLogger("deploy")
@@ -366,7 +366,11 @@ def cmd_pipeline(ctx: Context) -> int:
 
     action = getattr(ctx.args, "action", None)
     if getattr(ctx.args, "local", False):
-        return pipeline_commands.local(ctx, action or "run")
+        try:
+            tag = _image_tag(ctx)
+        except ImageError:  # outside a git checkout: the tag is only recorded, so go on
+            tag = _version()
+        return pipeline_commands.local(ctx, action or "run", image_tag=tag)
     if action is None:
         raise ConfigError("name an action (upsert, start, status, approve, definition) or --local")
     if action in {"upsert", "definition"}:

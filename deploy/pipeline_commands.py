@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from deploy import model_registry, pipeline_run
 from deploy.errors import ConfigError, JobFailedError, NotFoundError
@@ -142,7 +142,7 @@ ACTIONS = {"start": start, "status": status, "approve": approve}
 # --- --local ------------------------------------------------------------------------------
 
 
-def local(ctx: Context, action: str) -> int:
+def local(ctx: Context, action: str, *, image_tag: str) -> int:
     from deploy.pipeline_local import LocalRun, run_local
 
     settings = ctx.settings
@@ -172,7 +172,11 @@ def local(ctx: Context, action: str) -> int:
             **dict(getattr(ctx.args, "hp", None) or []),
         },
         auto_approve=settings.auto_approve,
-        images=_local_images(settings.image_tag),
+        # The images that would serve it, as push names them (recorded, not run).
+        images={
+            "gpu": f"{settings.serve_repository}:{image_tag}",
+            "cpu": f"{settings.serve_repository}:{image_tag}-cpu",
+        },
         inference_instances={
             "gpu": list(settings.gpu_inference_instances),
             "cpu": list(settings.cpu_inference_instances),
@@ -201,12 +205,3 @@ def _approve_local(ctx: Context, registry: model_registry.LocalRegistry) -> int:
     package = registry.set_status(version, new_status)
     ctx.write(f"version {package.version} {package.status}")
     return 0
-
-
-def _local_images(tag: str | None) -> dict[str, Any]:
-    """The image names a local registration records (tag as pushed, when known)."""
-    suffix = f":{tag}" if tag else ""
-    return {
-        "gpu": f"news-classifier-serve{suffix}",
-        "cpu": f"news-classifier-serve{suffix}-cpu" if tag else "news-classifier-serve-cpu",
-    }

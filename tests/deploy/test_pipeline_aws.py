@@ -22,6 +22,7 @@ from botocore.stub import ANY, Stubber
 from deploy import cli, pipeline_run
 from deploy.aws import AwsClients
 from deploy.errors import JobFailedError
+from tests.deploy.pipeline_support import keep_sdk_local
 from tests.deploy.support import (
     ACCOUNT,
     BUCKET,
@@ -41,12 +42,7 @@ EXECUTION = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution
 
 @pytest.fixture(autouse=True)
 def _sdk_stays_local(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The SDK's IAM role check and its usage telemetry would leave 127.0.0.1: no role check,
-    # and every HTTP(S) request but those to the moto server goes to a closed local port.
-    monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    keep_sdk_local(monkeypatch)
 
 
 @pytest.fixture

@@ -19,7 +19,9 @@ from botocore.validate import ParamValidator
 
 from deploy import pipeline, pipeline_gate
 from deploy.pipeline import Images, build_pipeline
+from tests.deploy.pipeline_support import keep_sdk_local
 from tests.deploy.support import BUCKET, REGION, ROLE_ARN, make_settings
+from training.hyperparameters import Hyperparameters
 
 IMAGES = Images(
     train="123456789012.dkr.ecr.us-east-1.amazonaws.com/news-classifier-train:1",
@@ -32,8 +34,10 @@ EXPRESSION_KEYS = {"Get", "Std:Join", "Std:JsonGet"}
 @pytest.fixture(scope="module")
 def definition() -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as patch:
-        # The SDK checks the role with IAM's policy simulator unless told not to: offline here.
-        patch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
+        keep_sdk_local(patch)
+        # The module's tests share one build, set up before the per-test AWS environment.
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         session = boto3.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
         )
@@ -113,7 +117,8 @@ def test_parameters_cover_data_hyperparameters_and_approval(definition: dict[str
     }  # fmt: skip
     assert parameters["RawData"]["DefaultValue"] == f"s3://{BUCKET}/news-classifier/data/raw/"
     assert parameters["Epochs"]["DefaultValue"] == "2"  # from the settings
-    assert parameters["BaseModel"]["DefaultValue"] == "distilbert-base-uncased"  # the job's
+    job_default = Hyperparameters.model_fields["model_name_or_path"].default
+    assert parameters["BaseModel"]["DefaultValue"] == job_default  # the job's own default
     assert parameters["AutoApprove"] == {
         "Name": "AutoApprove",
         "Type": "Boolean",
