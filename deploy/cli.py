@@ -1,4 +1,4 @@
-"""``python -m deploy <command>``: push, upload-data, train, deploy, invoke, teardown.
+"""``python -m deploy <command>``: push, upload-data, train, deploy, invoke, teardown, pipeline.
 
 Flags override ``NEWSCLF_*`` environment variables, which override the config file. Each
 command writes its results to stdout and its progress to stderr (logging). Exit codes:
@@ -27,18 +27,20 @@ from deploy import (
     ecr,
     endpoint,
     invoke,
+    model_registry,
     storage,
     teardown,
     training_job,
     transform,
 )
 from deploy.aws import AwsClients
-from deploy.errors import AwsError, ConfigError, DeployError
+from deploy.errors import AwsError, ConfigError, DeployError, ImageError
 from deploy.settings import DeploySettings
 
 logger = logging.getLogger("deploy")
 
 DIST_NAME = "news-classifier"
+PIPELINE_ACTIONS = ("upsert", "start", "status", "approve", "definition")
 
 
 @dataclass
@@ -137,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     dep = command("deploy", "create or blue/green-update the endpoint, with autoscaling")
     dep.add_argument("--model-data", help="s3://.../model.tar.gz (default: latest job's)")
     dep.add_argument("--training-job", help="take the artifact of this training job")
+    dep.add_argument(
+        "--model-package",
+        help="deploy a registered model package: latest-approved or a package ARN "
+        "(its artifact and its GPU or CPU serving image)",
+    )
     dep.add_argument("--image", help="serving image URI (default: the pushed serve image)")
     dep.add_argument("--endpoint-name")
     dep.add_argument("--instance-type")
@@ -186,6 +193,45 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--stack-name")
     down.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     down.add_argument("-y", "--yes", action="store_true", help="delete without asking first")
+
+    pipe = command("pipeline", "the MLOps pipeline: prepare, train, evaluate, gate, register")
+    pipe.add_argument(
+        "action",
+        nargs="?",
+        default=None,
+        choices=PIPELINE_ACTIONS,
+        help="upsert the definition, start an execution, show its status, approve a package, "
+        "or print the definition JSON (default with --local: run)",
+    )
+    pipe.add_argument(
+        "--local", action="store_true", help="run the steps as local processes, no AWS"
+    )
+    pipe.add_argument("--raw-data", help="the raw UCI file (s3:// URI; a path with --local)")
+    pipe.add_argument("--hp", dest="hp", action="append", type=_key_value, help="KEY=VALUE")
+    pipe.add_argument(
+        "--auto-approve", dest="auto_approve", action=argparse.BooleanOptionalAction,
+        help="register a candidate that beats the baseline and the approved model as Approved",
+    )  # fmt: skip
+    pipe.add_argument("--pipeline-name")
+    pipe.add_argument("--model-package-group")
+    pipe.add_argument("--processing-instance-type")
+    pipe.add_argument("--train-instance-type", dest="train_instance_type")
+    pipe.add_argument("--execution-arn", help="status: this execution (default: the newest)")
+    pipe.add_argument(
+        "--model-package", help="approve: package ARN (--local: version); default: newest pending"
+    )
+    pipe.add_argument("--reject", action="store_true", help="approve: set Rejected instead")
+    pipe.add_argument("--no-wait", dest="wait", action="store_false", help="start and return")
+    pipe.add_argument("--wait", dest="wait", action="store_true", help="status: follow it")
+    pipe.add_argument(
+        "--work-dir", type=Path, help="--local: folder for the run (default .pipeline/runs/<time>)"
+    )
+    pipe.add_argument(
+        "--registry-dir",
+        type=Path,
+        help="--local: the registry folder (default .pipeline/registry)",
+    )
+    pipe.add_argument("--resamples", type=int, help="--local: bootstrap resamples (default 2000)")
     return parser
 
 
@@ -329,9 +375,19 @@ def _write_result(ctx: Context, result: training_job.TrainingResult) -> None:
 def cmd_deploy(ctx: Context) -> int:
     settings = ctx.settings
     settings.require_role()
-    model_data = _model_data(ctx)
+    package_image = None
+    package_ref = getattr(ctx.args, "model_package", None)
+    if package_ref:
+        package = model_registry.resolve_package(
+            ctx.aws.sagemaker, settings.model_package_group, package_ref
+        )
+        model_data = package.model_data
+        package_image = package.image_for(gpu=settings.gpu_endpoint)
+        ctx.write(f"model package {package.arn} ({package.status})")
+    else:
+        model_data = _model_data(ctx)
     target = "serve" if settings.gpu_endpoint else "serve-cpu"
-    image = getattr(ctx.args, "image", None) or _image_uri(ctx, target)
+    image = getattr(ctx.args, "image", None) or package_image or _image_uri(ctx, target)
     result = endpoint.deploy_endpoint(
         ctx.aws.sagemaker,
         ctx.aws.autoscaling,
@@ -467,6 +523,28 @@ def cmd_teardown(ctx: Context) -> int:
     return 0
 
 
+def cmd_pipeline(ctx: Context) -> int:
+    from deploy import pipeline_commands
+
+    action = getattr(ctx.args, "action", None)
+    if getattr(ctx.args, "local", False):
+        try:
+            tag = _image_tag(ctx)
+        except ImageError:  # outside a git checkout: the tag is only recorded, so go on
+            tag = _version()
+        return pipeline_commands.local(ctx, action or "run", image_tag=tag)
+    if action is None:
+        raise ConfigError("name an action (upsert, start, status, approve, definition) or --local")
+    if action in {"upsert", "definition"}:
+        images = pipeline_commands.Images(
+            train=_image_uri(ctx, "train"),
+            serve_gpu=_image_uri(ctx, "serve"),
+            serve_cpu=_image_uri(ctx, "serve-cpu"),
+        )
+        return pipeline_commands.upsert(ctx, images, dry_run=action == "definition")
+    return pipeline_commands.ACTIONS[action](ctx)
+
+
 COMMANDS: dict[str, Callable[[Context], int]] = {
     "push": cmd_push,
     "upload-data": cmd_upload_data,
@@ -475,6 +553,7 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "invoke": cmd_invoke,
     "transform": cmd_transform,
     "teardown": cmd_teardown,
+    "pipeline": cmd_pipeline,
 }
 
 

@@ -187,6 +187,26 @@ class DeploySettings(BaseSettings):
     api_url: str | None = Field(default=None, description="the API's base URL (invoke via HTTPS)")
     api_key: SecretStr | None = Field(default=None, description="the API key (x-api-key header)")
 
+    # The MLOps pipeline (deploy/pipeline.py) and its Model Registry group.
+    pipeline_name: str = Field(default="news-classifier", description="SageMaker Pipeline name")
+    model_package_group: str = Field(
+        default="news-classifier", description="Model Registry package group"
+    )
+    processing_instance_type: str = Field(
+        default="ml.m5.xlarge", description="instance of the prepare and evaluate steps"
+    )
+    auto_approve: bool = Field(
+        default=False, description="register a candidate that beats both as Approved"
+    )
+    gpu_inference_instances: list[str] = Field(
+        default_factory=lambda: ["ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge"],
+        description="GPU instance types a registered model supports (GPU serving image)",
+    )
+    cpu_inference_instances: list[str] = Field(
+        default_factory=lambda: ["ml.c6i.xlarge", "ml.c6i.2xlarge", "ml.m5.xlarge"],
+        description="CPU instance types a registered model supports (CPU serving image)",
+    )
+
     @field_validator("role_arn")
     @classmethod
     def _check_role_arn(cls, value: str | None) -> str | None:

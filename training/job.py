@@ -183,11 +183,12 @@ def train_and_save(
         if hp.eda:
             from training.eda import write_eda_report
 
-            tokenizer_path = base_path if base_path.is_dir() else None
+            # The base model's own tokenizer, also when it came from the Hub.
             write_eda_report(
                 splits,
                 out_dir / "eda",
-                tokenizer_path=tokenizer_path,
+                tokenizer=tokenizer,
+                tokenizer_name=base_name,
                 max_length=hp.max_length,
                 summary=summary,
             )

@@ -34,7 +34,7 @@ from training.data import (
     load_raw_file,
     write_prepared_split,
 )
-from training.eda import default_tokenizer_path, write_eda_report
+from training.eda import default_tokenizer_path, load_tokenizer, write_eda_report
 from training.errors import DataError, JobError
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def prepare(
     validation_fraction: float = 0.1,
     test_fraction: float = 0.1,
     max_bad_fraction: float = 0.001,
-    tokenizer_path: Path | None = None,
+    tokenizer_path: Path | str | None = None,
     max_length: int = 128,
     eda: bool = True,
     overwrite: bool = False,
@@ -104,10 +104,15 @@ def prepare(
             encoding="utf-8",
         )
         if eda:
+            # A directory, or the base model's Hub id: its own tokenizer, when it loads.
+            tokenizer, missing = load_tokenizer(tokenizer_path) if tokenizer_path else (None, None)
             write_eda_report(
                 splits,
                 staging / "eda",
-                tokenizer_path=tokenizer_path,
+                tokenizer_path=tokenizer if isinstance(tokenizer, Path) else None,
+                tokenizer=None if isinstance(tokenizer, Path) else tokenizer,
+                tokenizer_name=str(tokenizer_path) if tokenizer_path else None,
+                no_tokenizer_reason=missing,
                 max_length=max_length,
                 summary=summary,
                 progress=progress,
@@ -158,10 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--tokenizer",
-        type=Path,
         default=None,
-        help="tokenizer directory for the report's token lengths "
-        "(default: the offline all-MiniLM-L6-v2, if installed)",
+        help="the base model's tokenizer for the report's token lengths: a directory or a "
+        "Hub id such as distilbert-base-uncased (default: the offline all-MiniLM-L6-v2, if "
+        "installed); a Hub id that cannot be loaded (offline) leaves them out and says why",
     )
     parser.add_argument(
         "--max-length", type=int, default=128, help="max length whose truncation to report"
