@@ -41,7 +41,9 @@ LOCK_DIR = REPO_ROOT / "docker" / "locks"
 LOCKS = {
     "train": ("train",),
     "serve": ("serve",),  # serve and serve-cpu
-    "tools": ("aws", "client", "loadtest"),
+    # The API front (deploy.local_api: the Lambda's modules and boto3) and locust; not the
+    # deploy CLI, so not the `aws` extra and its SageMaker SDK parts (mlflow among them).
+    "tools": ("client", "loadtest"),
 }
 # The oldest Python the images run (the Debian bookworm stand-in base of `make images-test`);
 # --universal adds markers for every newer one (the python:3.12 and Ubuntu 24.04 bases).
