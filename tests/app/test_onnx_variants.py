@@ -195,3 +195,29 @@ def test_macro_f1_matches_scikit_learn() -> None:
 
     gold, predicted = [0, 1, 2, 2, 3, 0, 1], [0, 2, 2, 2, 3, 1, 1]
     assert macro_f1(gold, predicted) == pytest.approx(f1_score(gold, predicted, average="macro"))
+
+
+@pytest.mark.slow
+def test_the_training_job_writes_variants_checked_on_its_test_split(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import lzma
+
+    from tests.conftest import SAMPLE_DATA
+    from tests.training.conftest import run_training, tiny_hyperparameters, write_job
+
+    rows = b"".join(lzma.decompress(SAMPLE_DATA.read_bytes()).splitlines(keepends=True)[::16])
+    base = write_job(
+        tmp_path / "opt_ml",
+        tiny_hyperparameters(tiny_model_dir, max_steps=2, epochs=1, export_onnx=True),
+        train_rows=rows,
+    )
+    result = run_training(base, timeout=240)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    metadata = read_info(base / "model").metadata
+    check = metadata[METADATA_KEY]["int8"]["check"]
+    assert check["texts"] == min(metadata["rows"]["test"], 2000)
+    assert metadata[METADATA_KEY]["fp32"]["check"]["macro_f1"] == pytest.approx(
+        metadata["metrics"]["test_macro_f1"], abs=0.02
+    )
+    assert (base / "model" / ONNX_VARIANT_FILES["int8"]).is_file()
