@@ -174,29 +174,115 @@ def pick_variant(
 
 
 def _optimize(source: Path, out: Path) -> dict[str, Any]:
+    """Fuse the graph; its source is a TorchScript export with eager attention (see
+    :func:`_export_for_fusion`), whose attention ORT's BERT fusion recognises, else ``source``."""
     from onnxruntime.transformers.optimizer import optimize_model
 
+    model_dir = source.parent
+    heads, hidden = _attention_shape(model_dir)
     # It logs each fusion at INFO and warns about shapes it cannot infer: keep the job's log.
     quiet = logging.getLogger("onnxruntime.transformers")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        # num_heads=0 and hidden_size=0: read from the graph (any BERT-like encoder).
-        model = optimize_model(str(source), model_type="bert", num_heads=0, hidden_size=0)
+        try:
+            fusable = _export_for_fusion(model_dir, out.with_suffix(".eager.onnx"))
+        except Exception as exc:  # noqa: BLE001  (the legacy exporter raises many types)
+            logger.info("fusing %s itself: no eager-attention export (%s)", source.name, exc)
+            fusable = source
+        model = optimize_model(str(fusable), model_type="bert", num_heads=heads, hidden_size=hidden)
         fused = {op: n for op, n in model.get_fused_operator_statistics().items() if n}
         model.save_model_to_file(str(out), use_external_data_format=False)
     finally:
         quiet.setLevel(level)
-    return {"file": out.name, "fused_operators": fused}
+    origin = source.name if fusable == source else "TorchScript export, eager attention"
+    return {"file": out.name, "fused_operators": fused, "fused_from": origin}
+
+
+def _attention_shape(model_dir: Path) -> tuple[int, int]:
+    """Heads and hidden size from config.json (BERT's or DistilBERT's names); 0 lets the
+    optimizer guess, which fails on most graphs and leaves attention unfused."""
+    import json
+
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    heads = config.get("num_attention_heads", config.get("n_heads", 0))
+    hidden = config.get("hidden_size", config.get("dim", 0))
+    return int(heads), int(hidden)
+
+
+def _export_for_fusion(model_dir: Path, out: Path) -> Path:
+    """The model through the TorchScript exporter with eager attention: the graph pattern
+    ORT's attention fusion matches (the dynamo export of SDPA attention is not fused)."""
+    import warnings
+
+    import torch
+
+    from model_artifact import load_artifact
+    from model_artifact.onnx import _CHECK_TEXTS, INPUT_NAMES, OUTPUT_NAME
+
+    model, tokenizer, _ = load_artifact(model_dir)
+    model = model.float().eval()
+    model.config._attn_implementation = "eager"
+
+    class Logits(torch.nn.Module):  # type: ignore[misc]  # torch is not followed by mypy
+        def __init__(self) -> None:
+            super().__init__()
+            self.classifier = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            logits: torch.Tensor = self.classifier(
+                input_ids=input_ids, attention_mask=attention_mask
+            ).logits
+            return logits
+
+    sample = tokenizer(list(_CHECK_TEXTS[:2]), padding=True, return_tensors="pt")
+    axes = {0: "batch", 1: "sequence"}
+    with warnings.catch_warnings(), torch.inference_mode(False):
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
+        torch.onnx.export(
+            Logits(),
+            (sample["input_ids"], sample["attention_mask"]),
+            str(out),
+            dynamo=False,
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={name: axes for name in INPUT_NAMES},
+            opset_version=17,
+        )
+    return out
 
 
 def _quantize(source: Path, out: Path) -> dict[str, Any]:
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # Per output channel: one scale per row of each weight matrix keeps the few large-range
     # rows of a fine-tuned encoder from crushing the others to a handful of levels.
-    quantize_dynamic(source, out, per_channel=True, weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    hint = _DropHint("pre-process")  # its advice to run a shape pass first, on every call
+    root.addFilter(hint)
+    try:
+        quantize_dynamic(
+            source,
+            out,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            # The fused graph's com.microsoft ops defeat ONNX's shape inference; its tensors
+            # are all fp32 (the quantizer's own advice for this case).
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+    finally:
+        root.removeFilter(hint)
     return {"file": out.name, "weights": "int8, per channel", "activations": "uint8, dynamic"}
+
+
+class _DropHint(logging.Filter):
+    def __init__(self, phrase: str) -> None:
+        super().__init__()
+        self.phrase = phrase
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.phrase not in record.getMessage()
 
 
 # -- checking ---------------------------------------------------------------------------------
