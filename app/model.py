@@ -7,7 +7,10 @@ nothing is downloaded. Two runtimes score a padded batch:
 - ONNX Runtime (:class:`OnnxScorer`), on CPU when the artifact holds ``model.onnx``
   (``SERVE_RUNTIME=auto``): the whole forward pass is one native call, which on a small CPU
   has a far smaller fixed cost per call than PyTorch's op-by-op dispatch and holds the GIL
-  only at its ends, so the event loop and the model stop taking turns.
+  only at its ends, so the event loop and the model stop taking turns. Of the artifact's
+  ONNX files (``model.onnx``, ``model.optimized.onnx``, ``model.int8.onnx``) it runs the
+  fastest whose recorded accuracy check passes the configured threshold, or the one
+  ``SERVE_ONNX_VARIANT`` forces (``model_artifact.variants.pick_variant``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,15 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import torch
 
-from model_artifact import ONNX_FILE, ArtifactError, load_artifact, load_tokenizer
+from model_artifact import (
+    ONNX_FILE,
+    ONNX_VARIANT_FILES,
+    ArtifactError,
+    load_artifact,
+    load_tokenizer,
+)
 from model_artifact.onnx import INPUT_NAMES
+from model_artifact.variants import Threshold, pick_variant
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -67,9 +77,12 @@ class TorchScorer:
 class OnnxScorer:
     runtime = "onnx"
 
-    def __init__(self, path: Path, threads: int | None, num_labels: int) -> None:
+    def __init__(
+        self, path: Path, threads: int | None, num_labels: int, variant: str = "fp32"
+    ) -> None:
         import onnxruntime
 
+        self.variant = variant
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or 0
         options.inter_op_num_threads = 1
@@ -271,7 +284,11 @@ def load_classifier(settings: Settings) -> Classifier:
                 f"`python -m model_artifact.onnx {model_dir}`, or set SERVE_RUNTIME=auto"
             )
         tokenizer, info = load_tokenizer(model_dir)
-        scorer = OnnxScorer(model_dir / ONNX_FILE, threads, len(info.labels))
+        threshold = Threshold(settings.onnx_max_f1_loss, settings.onnx_max_changed_labels)
+        variant = pick_variant(model_dir, info, threshold, settings.onnx_variant)
+        scorer = OnnxScorer(
+            model_dir / ONNX_VARIANT_FILES[variant], threads, len(info.labels), variant
+        )
     else:
         model, tokenizer, info = load_artifact(model_dir)
         scorer = TorchScorer(model.to(device=device, dtype=dtype).eval(), device, threads)
@@ -296,6 +313,7 @@ def load_classifier(settings: Settings) -> Classifier:
             "labels": list(info.labels),
             "max_length": info.max_length,
             "runtime": runtime,
+            "onnx_variant": getattr(scorer, "variant", None),
             "device": str(device),
             "dtype": str(dtype).removeprefix("torch."),
             "threads": threads,

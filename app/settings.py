@@ -53,6 +53,27 @@ class Settings(BaseSettings):
         description="What runs the model: auto is ONNX Runtime on a CPU when the artifact has "
         "model.onnx (and onnxruntime is installed), PyTorch otherwise.",
     )
+    onnx_variant: Literal["auto", "fp32", "optimized", "int8"] = Field(
+        default="auto",
+        description="Which of the artifact's ONNX files runs on the CPU: auto is the fastest "
+        "whose recorded accuracy check passes SERVE_ONNX_MAX_F1_LOSS and "
+        "SERVE_ONNX_MAX_CHANGED_LABELS (int8, then optimized, then fp32); any other value "
+        "forces that file (start-up fails if it is missing).",
+    )
+    onnx_max_f1_loss: float = Field(
+        default=0.3,
+        ge=0,
+        le=100,
+        description="Most macro-F1 (percentage points) a variant may lose against fp32 on the "
+        "artifact's evaluation texts and still be picked by SERVE_ONNX_VARIANT=auto.",
+    )
+    onnx_max_changed_labels: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="Largest share of evaluation texts whose label may differ from fp32's for "
+        "SERVE_ONNX_VARIANT=auto to pick a variant.",
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="Model precision; auto is bf16 (or fp16) on GPU, fp32 on CPU."
     )
@@ -163,6 +184,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SERVE_RUNTIME=onnx runs the artifact's fp32 model.onnx on the CPU; it cannot "
                 f"be combined with SERVE_DEVICE={self.device} SERVE_DTYPE={self.dtype}"
+            )
+        if self.onnx_variant != "auto" and self.runtime == "torch":
+            raise ValueError(
+                f"SERVE_ONNX_VARIANT={self.onnx_variant} picks an ONNX file, but "
+                "SERVE_RUNTIME=torch runs PyTorch; set SERVE_RUNTIME=onnx (or auto)"
             )
         return self
 

@@ -1,11 +1,13 @@
 """The accuracy change of the ONNX Runtime CPU path: an artifact's test split through the
-server's two runtimes (``app.model.load_classifier`` with ``runtime`` torch and onnx, fp32,
-the same batches), compared label by label and score by score.
+server's runtimes (``app.model.load_classifier`` with ``runtime`` torch, and onnx with each
+ONNX variant the artifact holds: fp32, optimized, int8; the same batches), each compared with
+PyTorch fp32 label by label and score by score, with its macro-F1 and per-class F1.
 
     .venv/bin/python benchmarks/compare_runtimes.py --input ../shared/data/newsCorpora.csv.xz \
         --model /tmp/run200/model --out /tmp/runtimes.json
 
-The artifact needs ``model.onnx`` (``python -m model_artifact.onnx DIR`` adds it).
+The artifact needs ``model.onnx`` (``python -m model_artifact.onnx DIR`` adds it, and the
+variants with it).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import Any
 import numpy as np
 
 
-def scores(model_dir: Path, runtime: str, texts: Sequence[str], batch_size: int) -> np.ndarray:
+def scores(
+    model_dir: Path, runtime: str, texts: Sequence[str], batch_size: int, variant: str = "auto"
+) -> np.ndarray:
     """Probabilities (texts x labels) in the texts' order, from length-sorted batches."""
     from app.model import load_classifier
     from app.scoring import scores as probabilities
@@ -30,6 +34,7 @@ def scores(model_dir: Path, runtime: str, texts: Sequence[str], batch_size: int)
     settings = Settings(
         base_dir=model_dir.parent,
         runtime=runtime,  # type: ignore[arg-type]
+        onnx_variant=variant,  # type: ignore[arg-type]
         device="cpu",
         call_overhead_tokens=0,
     )
@@ -70,6 +75,12 @@ def agreement(
         "onnx_macro_f1": round(reports["onnx"]["macro_f1"], 6),
         "torch_accuracy": round(reports["torch"]["accuracy"], 6),
         "onnx_accuracy": round(reports["onnx"]["accuracy"], 6),
+        "onnx_per_class_f1": {
+            label: round(float(reports["onnx"]["per_class"][label]["f1"]), 6) for label in labels
+        },
+        "torch_per_class_f1": {
+            label: round(float(reports["torch"]["per_class"][label]["f1"]), 6) for label in labels
+        },
     }
 
 
@@ -82,20 +93,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the JSON report here")
     args = parser.parse_args(argv)
 
-    from model_artifact import read_info
+    from model_artifact import ONNX_VARIANT_FILES, read_info
     from training.data import load_input
 
     labels = read_info(args.model).labels
     splits, _ = load_input(args.input, seed=args.seed)
     texts = [e.text for e in splits.test]
     truth = [e.label for e in splits.test]
-    seconds = {}
-    results = {}
-    for runtime in ("torch", "onnx"):
+    started = time.perf_counter()
+    torch_scores = scores(args.model, "torch", texts, args.batch_size)
+    report: dict[str, Any] = {"torch_predict_s": round(time.perf_counter() - started, 1)}
+    for variant, file in ONNX_VARIANT_FILES.items():
+        if not (args.model / file).is_file():
+            continue
         started = time.perf_counter()
-        results[runtime] = scores(args.model, runtime, texts, args.batch_size)
-        seconds[runtime] = round(time.perf_counter() - started, 1)
-    report = agreement(truth, labels, results["torch"], results["onnx"]) | {"predict_s": seconds}
+        variant_scores = scores(args.model, "onnx", texts, args.batch_size, variant)
+        seconds = round(time.perf_counter() - started, 1)
+        report[variant] = agreement(truth, labels, torch_scores, variant_scores) | {
+            "predict_s": seconds
+        }
     text = json.dumps(report, indent=1)
     sys.stdout.write(text + "\n")
     if args.out:

@@ -9,7 +9,10 @@ A model directory (``/opt/ml/model`` in SageMaker, unpacked from ``model.tar.gz`
 - ``artifact.json``: :class:`ArtifactInfo`, written last, so a directory without it is not
   a finished artifact;
 - optionally ``model.onnx``: the same model for ONNX Runtime, added to a finished artifact by
-  :func:`model_artifact.onnx.export_onnx` (the server's CPU path runs it when present).
+  :func:`model_artifact.onnx.export_onnx` (the server's CPU path runs it when present);
+- optionally ``model.optimized.onnx`` and ``model.int8.onnx``: faster variants of it, each
+  checked against it on evaluation texts, the check recorded in ``artifact.json``'s
+  ``metadata["onnx_variants"]`` (:mod:`model_artifact.variants`).
 
 Serving reads labels, tokenizer and max length from here and nowhere else. This module
 imports nothing heavy at import time; ``save_artifact`` and ``load_artifact`` import
@@ -31,6 +34,13 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 INFO_FILE = "artifact.json"
 ONNX_FILE = "model.onnx"
+# The ONNX variants the server can run on a CPU (``model_artifact.variants``); fp32 is the
+# export itself, the others are optional files derived from it.
+ONNX_VARIANT_FILES = {
+    "fp32": ONNX_FILE,
+    "optimized": "model.optimized.onnx",
+    "int8": "model.int8.onnx",
+}
 
 
 class ArtifactError(Exception):
@@ -113,7 +123,8 @@ def save_artifact(
         (staging / INFO_FILE).write_text(info.to_json(), encoding="utf-8")
         (model_dir / INFO_FILE).unlink(missing_ok=True)
         # An ONNX copy of the model this one replaces would be served in its place.
-        (model_dir / ONNX_FILE).unlink(missing_ok=True)
+        for onnx_file in ONNX_VARIANT_FILES.values():
+            (model_dir / onnx_file).unlink(missing_ok=True)
         names = sorted(p.name for p in staging.iterdir() if p.name != INFO_FILE)
         for name in [*names, INFO_FILE]:
             target = model_dir / name

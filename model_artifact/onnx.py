@@ -7,7 +7,12 @@ with, and only then renames it into place: a directory never holds a half-writte
 unchecked ``model.onnx``. The training job calls it after writing the artifact; for an
 artifact trained before, run::
 
-    python -m model_artifact.onnx /path/to/model
+    python -m model_artifact.onnx /path/to/model [--check-data test.jsonl]
+
+which also writes the faster variants (:mod:`model_artifact.variants`), checked against
+``model.onnx`` on the labelled texts of ``--check-data`` (JSON Lines of
+``{"text": ..., "label": ...}``, e.g. the test split); without it they are written unchecked,
+and the server's ``auto`` keeps serving fp32 until an operator forces one.
 
 Needs the ``onnx``, ``onnxscript`` and ``onnxruntime`` packages (the ``train`` extra); nothing
 is imported until it is called.
@@ -16,6 +21,7 @@ is imported until it is called.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -27,6 +33,8 @@ from model_artifact import ONNX_FILE, ArtifactError, load_artifact
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from model_artifact.variants import LabelledTexts
 
 logger = logging.getLogger("model_artifact.onnx")  # also when run with -m
 
@@ -165,16 +173,60 @@ def main(argv: list[str] | None = None) -> int:
         description="Add model.onnx (for the server's ONNX Runtime CPU path) to a model artifact.",
     )
     parser.add_argument("model_dir", type=Path, help="a finished artifact (holds artifact.json)")
+    parser.add_argument(
+        "--check-data",
+        type=Path,
+        help='JSON Lines of {"text", "label"} (e.g. the test split) to check the faster '
+        "variants against model.onnx on; without it they are written unchecked",
+    )
+    parser.add_argument(
+        "--no-variants",
+        action="store_true",
+        help="write model.onnx only, not model.optimized.onnx and model.int8.onnx",
+    )
     args = parser.parse_args(argv)
     # The exporter's own INFO lines (graph rewrites) are noise to someone adding a file.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logger.setLevel(logging.INFO)
+    from model_artifact import variants
+
+    logging.getLogger(variants.logger.name).setLevel(logging.INFO)
     try:
+        check_data = _read_check_data(args.check_data, args.model_dir) if args.check_data else None
         export_onnx(args.model_dir)
+        if not args.no_variants:
+            variants.build_variants(args.model_dir, check_data)
     except ArtifactError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
     return 0
+
+
+def _read_check_data(path: Path, model_dir: Path) -> LabelledTexts:
+    from model_artifact import read_info
+    from model_artifact.variants import LabelledTexts
+
+    label_ids = {label: i for i, label in enumerate(read_info(model_dir).labels)}
+    texts: list[str] = []
+    labels: list[int] = []
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if not isinstance(row, dict) or row.get("label") not in label_ids:
+                    raise ArtifactError(
+                        f'{path}:{number}: need {{"text": ..., "label": ...}} with a '
+                        f"label among {sorted(label_ids)}"
+                    )
+                texts.append(str(row["text"]))
+                labels.append(label_ids[row["label"]])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"cannot read the check data {path}: {exc}") from exc
+    if not texts:
+        raise ArtifactError(f"{path} holds no texts to check the variants on")
+    return LabelledTexts(texts, labels)
 
 
 if __name__ == "__main__":

@@ -299,21 +299,32 @@ def train_and_save(
         save_artifact(model, tokenizer, info, env.model_dir)
         log.info("model artifact written to %s", env.model_dir)
         if hp.export_onnx:
-            _export_onnx(env.model_dir)
+            _export_onnx(
+                env.model_dir,
+                [row.text for row in splits.test],
+                [label_to_id[row.label] for row in splits.test],
+            )
     barrier(ctx)
     return Outcome(interrupted=False, step=result.state.step)
 
 
-def _export_onnx(model_dir: Path) -> None:
-    """Add model.onnx to the finished artifact; without it the server runs PyTorch, so a
-    model the exporter cannot handle costs speed on CPUs, not the job."""
+def _export_onnx(model_dir: Path, test_texts: list[str], test_labels: list[int]) -> None:
+    """Add model.onnx and its faster variants (checked against it on the test split) to the
+    finished artifact; without them the server runs PyTorch or fp32 ONNX, so a model the
+    exporter cannot handle costs speed on CPUs, not the job."""
     from model_artifact import ArtifactError
     from model_artifact.onnx import export_onnx
+    from model_artifact.variants import LabelledTexts, build_variants
 
     try:
         export_onnx(model_dir)  # logs what it wrote
     except ArtifactError as exc:  # OnnxExportError included
         log.warning("no model.onnx in the artifact (the server will run PyTorch): %s", exc)
+        return
+    try:  # each variant that fails is a warning of its own
+        build_variants(model_dir, LabelledTexts(test_texts, test_labels))
+    except ArtifactError as exc:
+        log.warning("no faster ONNX variants in the artifact: %s", exc)
 
 
 # -- inputs -----------------------------------------------------------------------------------
