@@ -23,6 +23,9 @@ SAGEMAKER_SIGKILL_AFTER_S = 30
 TRANSFORM_MAX_PAYLOAD_MB = 100
 TRANSFORM_TIMEOUT_S = 600.0
 ASYNC_MAX_BODY_BYTES = 1024 * 1024 * 1024
+# The async default stays well under that: the server holds a body's texts and answers in
+# memory, and a 6 MB JSON Lines body peaked at +300-400 MiB (docs/benchmarks.md).
+ASYNC_DEFAULT_BODY_BYTES = 100 * 1024 * 1024
 ASYNC_TIMEOUT_S = 900.0
 _MIB = 1024 * 1024
 
@@ -111,7 +114,8 @@ class Settings(BaseSettings):
         ge=1024,
         le=ASYNC_MAX_BODY_BYTES,
         description="Request body limit in bytes (413). Unset: 6 MiB; in a Batch Transform "
-        "job SAGEMAKER_MAX_PAYLOAD_IN_MB MiB; with SERVE_ASYNC_INFERENCE 1 GiB.",
+        "job SAGEMAKER_MAX_PAYLOAD_IN_MB MiB; with SERVE_ASYNC_INFERENCE 100 MiB. At most 1 GiB "
+        "(Asynchronous Inference's limit).",
     )
     request_timeout_s: float = Field(
         default=50.0,
@@ -197,7 +201,8 @@ class Settings(BaseSettings):
     async_inference: bool = Field(
         default=False,
         description="The endpoint serves Asynchronous Inference: the body limit defaults to "
-        "1 GiB, the request deadline to 900 s, and line-oriented bodies (JSON Lines, CSV) of "
+        "100 MiB (SERVE_MAX_BODY_BYTES goes up to 1 GiB), the request deadline to 900 s, "
+        "and bodies (JSON Lines, CSV) of "
         "any length are classified in chunks.",
     )
 
@@ -209,7 +214,7 @@ class Settings(BaseSettings):
         defaults: dict[str, object] = {}
         if self.async_inference:
             defaults = {
-                "max_body_bytes": ASYNC_MAX_BODY_BYTES,
+                "max_body_bytes": ASYNC_DEFAULT_BODY_BYTES,
                 "request_timeout_s": ASYNC_TIMEOUT_S,
             }
         if self.batch_transform or self.batch_strategy is not None:

@@ -59,4 +59,6 @@ def test_async_inference_takes_large_bodies(clean_env: pytest.MonkeyPatch) -> No
     clean_env.setenv("SERVE_ASYNC_INFERENCE", "true")
     settings = Settings()
     assert settings.records_in_chunks
-    assert (settings.max_body_bytes, settings.request_timeout_s) == (1024**3, 900)
+    assert (settings.max_body_bytes, settings.request_timeout_s) == (100 * 1024**2, 900)
+    clean_env.setenv("SERVE_MAX_BODY_BYTES", str(1024**3))  # Asynchronous Inference's limit
+    assert Settings().max_body_bytes == 1024**3
