@@ -195,7 +195,10 @@ async def invocations(request: Request, engine: EngineDep) -> Response:
     count = len(invocation.texts)
     context = request.state.log
     context.update(inputs=count, body_bytes=len(body))
-    if count > inference.limits.max_instances:
+    # A Batch Transform or async body of many texts is classified in chunks; elsewhere the
+    # caller splits its work and a request must fit the real-time deadline.
+    in_chunks = settings.records_in_chunks
+    if count > inference.limits.max_instances and not in_chunks:
         raise PayloadTooLargeError(
             f"{count} inputs in one request; the limit is {inference.limits.max_instances}"
         )
@@ -204,12 +207,19 @@ async def invocations(request: Request, engine: EngineDep) -> Response:
     if attributes.timeout_s is not None:
         timeout = min(timeout, attributes.timeout_s)
 
-    result = await _unless_disconnected(
-        request,
-        inference.classify(
-            invocation.texts, started + timeout, invocation.top_k, invocation.function
-        ),
+    deadline = started + timeout
+    work = (
+        inference.classify_in_chunks(
+            invocation.texts,
+            deadline,
+            invocation.top_k,
+            invocation.function,
+            concurrent_requests=settings.max_concurrent_transforms or 1,
+        )
+        if in_chunks
+        else inference.classify(invocation.texts, deadline, invocation.top_k, invocation.function)
     )
+    result = await _unless_disconnected(request, work)
     if result is None:
         return Response(status_code=_CLIENT_CLOSED)
     context.update(

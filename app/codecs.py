@@ -49,6 +49,9 @@ class Invocation:
     function: ScoreFunction = "softmax"
     hugging_face: bool = False
     single: bool = False
+    # Line-oriented bodies: the positions of their blank lines, each answered with an empty
+    # line (JSON Lines, CSV) or null (JSON), so that output line i answers input line i.
+    blank_lines: tuple[int, ...] = ()
 
     def with_top_k(self, top_k: int | None, given: bool) -> Invocation:
         """``top_k`` from outside the body (CustomAttributes), unless the body set its own."""
@@ -123,11 +126,20 @@ def _decode_json(body: bytes) -> Invocation:
     )
 
 
+def _lines(body: bytes) -> list[str]:
+    """The body's lines; a line break at the very end ends the last line, it starts none."""
+    lines = _LINE_BREAK.split(_utf8(body))
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def _decode_jsonlines(body: bytes) -> Invocation:
-    text = _utf8(body)
     texts: list[str] = []
-    for number, line in enumerate(_LINE_BREAK.split(text), start=1):
+    blank: list[int] = []
+    for number, line in enumerate(_lines(body), start=1):
         if not line.strip():
+            blank.append(number - 1)
             continue
         try:
             raw = orjson.loads(line)
@@ -138,13 +150,15 @@ def _decode_jsonlines(body: bytes) -> Invocation:
         if not isinstance(raw, str):
             raise BadRequestError(f'line {number} must be a JSON string or {{"inputs": "<text>"}}')
         texts.append(raw)
-    return Invocation(texts=texts)
+    return Invocation(texts=texts, blank_lines=_unless_all(blank, texts))
 
 
 def _decode_csv(body: bytes) -> Invocation:
     texts: list[str] = []
-    for number, line in enumerate(_LINE_BREAK.split(_utf8(body)), start=1):
+    blank: list[int] = []
+    for number, line in enumerate(_lines(body), start=1):
         if not line.strip():
+            blank.append(number - 1)
             continue
         if line.startswith('"'):
             try:
@@ -159,7 +173,12 @@ def _decode_csv(body: bytes) -> Invocation:
                 )
             line = fields[0]
         texts.append(line)
-    return Invocation(texts=texts)
+    return Invocation(texts=texts, blank_lines=_unless_all(blank, texts))
+
+
+def _unless_all(blank: list[int], texts: list[str]) -> tuple[int, ...]:
+    # A body of blank lines only holds no inputs: check_inputs refuses it (400).
+    return tuple(blank) if texts else ()
 
 
 def _decode_plain(body: bytes) -> Invocation:
@@ -239,11 +258,21 @@ def encode_response(ranked: Sequence[Ranked], invocation: Invocation, kind: str)
         items.append(dicts if as_lists else dicts[0])
     if kind == JSON:
         unwrap = invocation.hugging_face and invocation.single and as_lists
-        return orjson.dumps(items[0] if unwrap else items)
+        return orjson.dumps(items[0] if unwrap else _with_blanks(items, invocation, None))
     if kind == JSONLINES:
-        return b"".join(orjson.dumps(item) + b"\n" for item in items)
+        lines = [orjson.dumps(item) for item in items]
+        return b"".join(line + b"\n" for line in _with_blanks(lines, invocation, b""))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    for pairs in ranked:
-        writer.writerow([field for label, score in pairs for field in (label, repr(score))])
+    rows = [[field for label, score in pairs for field in (label, repr(score))] for pairs in ranked]
+    writer.writerows(_with_blanks(rows, invocation, []))
     return out.getvalue().encode("utf-8")
+
+
+def _with_blanks(items: list[Any], invocation: Invocation, blank: Any) -> list[Any]:
+    """``items`` with ``blank`` at the positions of the body's blank lines."""
+    if not invocation.blank_lines:
+        return items
+    blanks = set(invocation.blank_lines)
+    answers = iter(items)
+    return [blank if line in blanks else next(answers) for line in range(len(items) + len(blanks))]

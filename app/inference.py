@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from app.batching import Batcher, TokenIds
-from app.errors import DeadlineExceededError
+from app.errors import DeadlineExceededError, OverloadedError
 from app.model import Classifier, batch_size
 from app.schemas import ScoreFunction
 from app.scoring import Ranked, rank
@@ -41,6 +41,10 @@ CHARS_PER_TOKEN = 32
 DEADLINE_SHARE = 0.5
 QUEUE_BOUNDS = (64, 4096)
 MAX_INSTANCES_CAP = 2048
+# A long body's chunks in flight at once: one running while the next is tokenized.
+_CHUNKS_IN_FLIGHT = 2
+# How often a long body's next chunk looks for queue room that others hold.
+_ROOM_POLL_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,65 @@ class Inference:
             queue_wait_s=job.queue_wait,
             model_s=job.model_seconds,
         )
+
+    def chunk_size(self, concurrent_requests: int = 1) -> int:
+        """Texts per chunk of a long body: at most ``max_instances``, and small enough that
+        ``concurrent_requests`` such bodies, each with its chunks in flight, fit the queue."""
+        share = self.limits.queue_size // (_CHUNKS_IN_FLIGHT * max(1, concurrent_requests))
+        return max(1, min(self.limits.max_instances, share))
+
+    async def classify_in_chunks(
+        self,
+        texts: Sequence[str],
+        deadline: float,
+        top_k: int | None,
+        function: ScoreFunction = "softmax",
+        concurrent_requests: int = 1,
+    ) -> Classification:
+        """:meth:`classify` for any number of texts (a Batch Transform or async body): in
+        chunks of :meth:`chunk_size`, two in flight, all under the one deadline, answered in
+        input order. A chunk that finds the queue full waits for room until the deadline
+        (the body was accepted: refusing it halfway would waste what already ran)."""
+        size = self.chunk_size(concurrent_requests)
+        if len(texts) <= size:
+            return await self.classify(texts, deadline, top_k, function)
+        pending: list[asyncio.Task[Classification]] = []
+        done: list[Classification] = []
+        try:
+            for start in range(0, len(texts), size):
+                chunk = texts[start : start + size]
+                pending.append(
+                    asyncio.ensure_future(
+                        self._classify_when_room(chunk, deadline, top_k, function)
+                    )
+                )
+                if len(pending) >= _CHUNKS_IN_FLIGHT:
+                    done.append(await pending.pop(0))
+            for task in pending:
+                done.append(await task)
+        finally:
+            for task in pending:
+                task.cancel()
+        return Classification(
+            ranked=[pairs for part in done for pairs in part.ranked],
+            tokens=sum(part.tokens for part in done),
+            truncated=sum(part.truncated for part in done),
+            queue_wait_s=sum(part.queue_wait_s for part in done),
+            model_s=sum(part.model_s for part in done),
+        )
+
+    async def _classify_when_room(
+        self, texts: Sequence[str], deadline: float, top_k: int | None, function: ScoreFunction
+    ) -> Classification:
+        while True:
+            try:
+                return await self.classify(texts, deadline, top_k, function)
+            except OverloadedError:
+                if time.monotonic() + _ROOM_POLL_S > deadline:
+                    raise DeadlineExceededError(
+                        "the request's deadline passed while it waited for queue room"
+                    ) from None
+                await asyncio.sleep(_ROOM_POLL_S)
 
     async def _tokenize(self, texts: list[str], deadline: float) -> Sequence[TokenIds]:
         if sum(len(text) for text in texts) <= _INLINE_TOKENIZE_CHARS:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from app.errors import BadRequestError
 from app.schemas import ExecutionParameters
-from app.settings import Settings
+from app.settings import TRANSFORM_MAX_PAYLOAD_MB, Settings
 
 if TYPE_CHECKING:
     from app.inference import Limits
@@ -85,10 +85,18 @@ def _positive_int(value: str, name: str) -> int:
 
 
 def execution_parameters(settings: Settings, limits: Limits) -> ExecutionParameters:
-    """Batch Transform: as many requests at once per instance as the queue holds at the
-    request limit (1 to 4), payloads the body limit can take."""
+    """What this server takes in a Batch Transform job: the job's own values where it set
+    them (``SAGEMAKER_*``), else as many requests at once as the queue holds at the request
+    limit (1 to 4), MULTI_RECORD (long bodies are classified in chunks), and payloads as large
+    as the body limit, within SageMaker's MaxConcurrentTransforms x MaxPayloadInMB <= 100."""
+    concurrent = settings.max_concurrent_transforms or max(
+        1, min(4, limits.queue_size // limits.max_instances)
+    )
+    payload_mb = max(
+        1, min(settings.max_body_bytes // _MIB, TRANSFORM_MAX_PAYLOAD_MB // concurrent)
+    )
     return ExecutionParameters(
-        MaxConcurrentTransforms=max(1, min(4, limits.queue_size // limits.max_instances)),
-        BatchStrategy="MULTI_RECORD",
-        MaxPayloadInMB=max(1, min(6, settings.max_body_bytes // _MIB)),
+        MaxConcurrentTransforms=concurrent,
+        BatchStrategy=settings.batch_strategy or "MULTI_RECORD",
+        MaxPayloadInMB=settings.max_payload_in_mb or payload_mb,
     )

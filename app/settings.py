@@ -17,6 +17,17 @@ SAGEMAKER_MAX_BODY_BYTES = 6 * 1024 * 1024
 # SageMaker sends SIGTERM, then SIGKILL 30 s later, to the containers it stops (Custom
 # Inference Code with Hosting Services: UpdateEndpoint, UpdateEndpointWeightsAndCapacities).
 SAGEMAKER_SIGKILL_AFTER_S = 30
+# Batch Transform: MaxPayloadInMB is at most 100; InvocationsTimeoutInSeconds defaults to 600
+# (ModelClientConfig). Asynchronous Inference: payloads up to 1 GB, InvocationTimeoutSeconds
+# defaults to 900 (InvokeEndpointAsync).
+TRANSFORM_MAX_PAYLOAD_MB = 100
+TRANSFORM_TIMEOUT_S = 600.0
+ASYNC_MAX_BODY_BYTES = 1024 * 1024 * 1024
+# The async default stays well under that: the server holds a body's texts and answers in
+# memory, and a 6 MB JSON Lines body peaked at +300-400 MiB (docs/benchmarks.md).
+ASYNC_DEFAULT_BODY_BYTES = 100 * 1024 * 1024
+ASYNC_TIMEOUT_S = 900.0
+_MIB = 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -120,7 +131,12 @@ class Settings(BaseSettings):
         "size (at most 2048), so a request at the limit finishes inside its deadline.",
     )
     max_body_bytes: int = Field(
-        default=SAGEMAKER_MAX_BODY_BYTES, ge=1024, description="Request body limit in bytes (413)."
+        default=SAGEMAKER_MAX_BODY_BYTES,
+        ge=1024,
+        le=ASYNC_MAX_BODY_BYTES,
+        description="Request body limit in bytes (413). Unset: 6 MiB; in a Batch Transform "
+        "job SAGEMAKER_MAX_PAYLOAD_IN_MB MiB; with SERVE_ASYNC_INFERENCE 100 MiB. At most 1 GiB "
+        "(Asynchronous Inference's limit).",
     )
     request_timeout_s: float = Field(
         default=50.0,
@@ -170,6 +186,73 @@ class Settings(BaseSettings):
         description="Serve /docs (Swagger UI, loaded from a CDN by the browser) and "
         "/openapi.json; off in production.",
     )
+
+    # -- SageMaker Batch Transform (the job sets these three) and Asynchronous Inference ----
+    batch_transform: bool = Field(
+        default=False,
+        validation_alias="SAGEMAKER_BATCH",
+        description="SageMaker sets it (true) in every Batch Transform container: "
+        "line-oriented bodies of any length are classified in chunks, and the request "
+        "deadline defaults to 600 s (the job's InvocationsTimeoutInSeconds default; set "
+        "SERVE_REQUEST_TIMEOUT_S to the job's value).",
+    )
+    batch_strategy: Literal["MULTI_RECORD", "SINGLE_RECORD"] | None = Field(
+        default=None,
+        validation_alias="SAGEMAKER_BATCH_STRATEGY",
+        description="Set by a Batch Transform job: MULTI_RECORD bodies hold as many lines as "
+        "fit in MaxPayloadInMB; SINGLE_RECORD one line each. Advertised by "
+        "/execution-parameters; set, it implies SAGEMAKER_BATCH.",
+    )
+    max_payload_in_mb: int | None = Field(
+        default=None,
+        ge=0,
+        le=TRANSFORM_MAX_PAYLOAD_MB,
+        validation_alias="SAGEMAKER_MAX_PAYLOAD_IN_MB",
+        description="Set by a Batch Transform job: the body limit becomes this many MiB "
+        "(unless SERVE_MAX_BODY_BYTES is set); 0 (no limit, streamed) keeps the body limit.",
+    )
+    max_concurrent_transforms: int | None = Field(
+        default=None,
+        ge=0,
+        le=1024,
+        validation_alias="SAGEMAKER_MAX_CONCURRENT_TRANSFORMS",
+        description="Set by a Batch Transform job: the requests it sends at once; each "
+        "request's chunks are sized so that all of them fit in the queue together.",
+    )
+    async_inference: bool = Field(
+        default=False,
+        description="The endpoint serves Asynchronous Inference: the body limit defaults to "
+        "100 MiB (SERVE_MAX_BODY_BYTES goes up to 1 GiB), the request deadline to 900 s, "
+        "and bodies (JSON Lines, CSV) of "
+        "any length are classified in chunks.",
+    )
+
+    @model_validator(mode="after")
+    def _apply_hosting_mode(self) -> Settings:
+        """Defaults a Batch Transform job or an async endpoint needs; explicit settings win.
+        (The model is frozen: the defaults are written once, here, while it is built.)"""
+        given = self.model_fields_set
+        defaults: dict[str, object] = {}
+        if self.async_inference:
+            defaults = {
+                "max_body_bytes": ASYNC_DEFAULT_BODY_BYTES,
+                "request_timeout_s": ASYNC_TIMEOUT_S,
+            }
+        if self.batch_transform or self.batch_strategy is not None:
+            defaults["request_timeout_s"] = TRANSFORM_TIMEOUT_S
+        if self.max_payload_in_mb:
+            defaults["max_body_bytes"] = max(1024, self.max_payload_in_mb * _MIB)
+        for name, value in defaults.items():
+            if name not in given:
+                object.__setattr__(self, name, value)
+        return self
+
+    @property
+    def records_in_chunks(self) -> bool:
+        """Line-oriented bodies beyond SERVE_MAX_INSTANCES are classified in chunks rather
+        than refused (413): in a Batch Transform job and on an async endpoint, where the
+        deadline is minutes and the caller cannot split the payload itself."""
+        return self.batch_transform or self.batch_strategy is not None or self.async_inference
 
     @model_validator(mode="after")
     def _check_limits(self) -> Settings:
