@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         ProductionVariantInstanceTypeType,
     )
     from mypy_boto3_sagemaker.type_defs import (
+        ContainerDefinitionTypeDef,
         CreateEndpointConfigInputTypeDef,
         CreateModelInputTypeDef,
         DeploymentConfigTypeDef,
@@ -75,11 +76,20 @@ def resource_name(settings: DeploySettings, now: datetime | None = None) -> str:
 def model_request(
     settings: DeploySettings, *, name: str, image_uri: str, model_data: str
 ) -> CreateModelInputTypeDef:
+    # SageMaker downloads and unpacks model.tar.gz into /opt/ml/model before start-up.
+    container: ContainerDefinitionTypeDef = {
+        "Image": image_uri,
+        "ModelDataUrl": model_data,
+        "Mode": "SingleModel",
+    }
+    if settings.hosting == "async":
+        # Async requests come from S3, up to 1 GB, with up to 900 s each: the server raises
+        # its body limit and deadline to match (docs/serving.md, SERVE_ASYNC_INFERENCE).
+        container["Environment"] = {"SERVE_ASYNC_INFERENCE": "true"}
     return {
         "ModelName": name,
         "ExecutionRoleArn": settings.require_role(),
-        # SageMaker downloads and unpacks model.tar.gz into /opt/ml/model before start-up.
-        "PrimaryContainer": {"Image": image_uri, "ModelDataUrl": model_data, "Mode": "SingleModel"},
+        "PrimaryContainer": container,
         "Tags": [{"Key": "project", "Value": settings.name}],
     }
 

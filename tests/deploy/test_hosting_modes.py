@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from botocore.stub import ANY, Stubber
 
+from app.settings import Settings as ServerSettings
 from deploy import async_inference, cli, endpoint
 from deploy.aws import AwsClients
 from deploy.errors import ConfigError, DeployError, JobFailedError
@@ -140,6 +141,16 @@ def test_async_endpoint_writes_to_s3_and_scales_to_zero_and_back(
         },
         "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 4},
     }
+    # The model tells the server it is async: larger bodies and the async deadline, as the
+    # server reads its own environment (app.settings), not as this test assumes it does.
+    environment = recorded.calls.params("CreateModel")["PrimaryContainer"]["Environment"]
+    server = ServerSettings()  # defaults, for comparison
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in environment.items():
+            env.setenv(key, value)
+        async_server = ServerSettings()
+    assert async_server.max_body_bytes > server.max_body_bytes
+    assert async_server.request_timeout_s > server.request_timeout_s
     (target,) = aws.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")[
         "ScalableTargets"
     ]
