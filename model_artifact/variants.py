@@ -258,8 +258,10 @@ def _quantize(source: Path, out: Path) -> dict[str, Any]:
 
     # Per output channel: one scale per row of each weight matrix keeps the few large-range
     # rows of a fine-tuned encoder from crushing the others to a handful of levels.
+    # The quantizer logs through the root logger: an INFO line per tensor (~50 for MiniLM)
+    # and, on every call, its advice to run a shape pass first. Keep both out of the job's log.
     root = logging.getLogger()
-    hint = _DropHint("pre-process")  # its advice to run a shape pass first, on every call
+    hint = _QuietQuantizer("pre-process")
     root.addFilter(hint)
     try:
         quantize_dynamic(
@@ -276,13 +278,16 @@ def _quantize(source: Path, out: Path) -> dict[str, Any]:
     return {"file": out.name, "weights": "int8, per channel", "activations": "uint8, dynamic"}
 
 
-class _DropHint(logging.Filter):
+class _QuietQuantizer(logging.Filter):
+    """On the root logger only (records logged by name reach it without passing its filters):
+    drops the quantizer's INFO lines and its warning that contains ``phrase``."""
+
     def __init__(self, phrase: str) -> None:
         super().__init__()
         self.phrase = phrase
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return self.phrase not in record.getMessage()
+        return record.levelno >= logging.WARNING and self.phrase not in record.getMessage()
 
 
 # -- checking ---------------------------------------------------------------------------------

@@ -221,3 +221,16 @@ def test_the_training_job_writes_variants_checked_on_its_test_split(
         metadata["metrics"]["test_macro_f1"], abs=0.02
     )
     assert (base / "model" / ONNX_VARIANT_FILES["int8"]).is_file()
+
+
+def test_building_variants_keeps_the_quantizers_root_logging_out_of_the_log(
+    tiny_onnx_model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # onnxruntime.quantization logs an INFO line per tensor through the root logger; in the
+    # training job (root at INFO) that was ~50 lines of noise per run. Our own lines stay.
+    model_dir = copy_of(tiny_onnx_model_dir, tmp_path)
+    texts = TEXTS * 2
+    with caplog.at_level(logging.INFO):
+        build_variants(model_dir, LabelledTexts(texts, fp32_labels(model_dir, texts)))
+    assert [r.getMessage() for r in caplog.records if r.name == "root"] == []
+    assert any(r.name == "model_artifact.variants" for r in caplog.records)
