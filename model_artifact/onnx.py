@@ -27,7 +27,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from model_artifact import ONNX_FILE, ArtifactError, load_artifact
 
@@ -54,6 +54,24 @@ class OnnxExportError(ArtifactError):
     """The model could not be exported to ONNX, or the export disagrees with PyTorch."""
 
 
+def logits_module(model: Any) -> Any:
+    """``model`` as the server calls it, for an exporter: two int64 inputs, one logits output."""
+    import torch
+
+    class Logits(torch.nn.Module):  # type: ignore[misc]  # torch is not followed by mypy
+        def __init__(self) -> None:
+            super().__init__()
+            self.classifier = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            logits: torch.Tensor = self.classifier(
+                input_ids=input_ids, attention_mask=attention_mask
+            ).logits
+            return logits
+
+    return Logits()
+
+
 def export_onnx(model_dir: Path) -> Path:
     """Write ``model_dir/model.onnx`` from the finished artifact in ``model_dir``; return it."""
     started = time.monotonic()
@@ -72,19 +90,6 @@ def export_onnx(model_dir: Path) -> Path:
     model, tokenizer, info = load_artifact(model_dir)
     model = model.float().eval()
 
-    class Logits(torch.nn.Module):  # type: ignore[misc]  # torch is not followed by mypy
-        """The classifier as the server calls it: two int64 inputs, one logits output."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.classifier = model
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            logits: torch.Tensor = self.classifier(
-                input_ids=input_ids, attention_mask=attention_mask
-            ).logits
-            return logits
-
     sample = tokenizer(list(_CHECK_TEXTS[:2]), padding=True, truncation=True, return_tensors="pt")
     batch = torch.export.Dim("batch", min=1, max=65536)
     sequence = torch.export.Dim("sequence", min=2, max=max(info.max_length, 3))
@@ -99,7 +104,7 @@ def export_onnx(model_dir: Path) -> Path:
         with warnings.catch_warnings(), torch.inference_mode(False):
             warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not ours
             program = torch.onnx.export(
-                Logits(),
+                logits_module(model),
                 (sample["input_ids"], sample["attention_mask"]),
                 dynamo=True,
                 input_names=list(INPUT_NAMES),

@@ -218,29 +218,18 @@ def _export_for_fusion(model_dir: Path, out: Path) -> Path:
     import torch
 
     from model_artifact import load_artifact
-    from model_artifact.onnx import _CHECK_TEXTS, INPUT_NAMES, OUTPUT_NAME
+    from model_artifact.onnx import _CHECK_TEXTS, INPUT_NAMES, OUTPUT_NAME, logits_module
 
     model, tokenizer, _ = load_artifact(model_dir)
     model = model.float().eval()
     model.config._attn_implementation = "eager"
-
-    class Logits(torch.nn.Module):  # type: ignore[misc]  # torch is not followed by mypy
-        def __init__(self) -> None:
-            super().__init__()
-            self.classifier = model
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            logits: torch.Tensor = self.classifier(
-                input_ids=input_ids, attention_mask=attention_mask
-            ).logits
-            return logits
 
     sample = tokenizer(list(_CHECK_TEXTS[:2]), padding=True, return_tensors="pt")
     axes = {0: "batch", 1: "sequence"}
     with warnings.catch_warnings(), torch.inference_mode(False):
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
         torch.onnx.export(
-            Logits(),
+            logits_module(model),
             (sample["input_ids"], sample["attention_mask"]),
             str(out),
             dynamo=False,
