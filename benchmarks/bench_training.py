@@ -39,6 +39,29 @@ SETTINGS = (
 )
 
 
+def timed_fine_tune(
+    model: Any, train: Any, validation: Any, hp: Any, ctx: Any, tokenizer: Any, fingerprint: str
+) -> Any:
+    """The real training loop, run only to be timed: no checkpoints, no metrics file."""
+    from training.checkpoint import StopSignal
+    from training.data import LABELS
+    from training.train import MetricsLog, fine_tune
+
+    return fine_tune(
+        model,
+        train,
+        validation,
+        LABELS,
+        hp,
+        ctx=ctx,
+        pad_token_id=int(tokenizer.pad_token_id or 0),
+        checkpoint_dir=None,
+        fingerprint=fingerprint,
+        stop=StopSignal(),
+        metrics=MetricsLog(None, enabled=False),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=SAMPLE, help="raw UCI file")
@@ -57,11 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     from training.batching import encode
-    from training.checkpoint import StopSignal
     from training.data import LABELS, load_datasets
     from training.distributed import DistContext
     from training.hyperparameters import Hyperparameters
-    from training.train import MetricsLog, fine_tune
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -103,19 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             early_stopping_patience=0,
             logging_steps=10_000,
         )
-        result = fine_tune(
-            model,
-            train,
-            validation,
-            LABELS,
-            hp,
-            ctx=ctx,
-            pad_token_id=int(tokenizer.pad_token_id or 0),
-            checkpoint_dir=None,
-            fingerprint="benchmark",
-            stop=StopSignal(),
-            metrics=MetricsLog(None, enabled=False),
-        )
+        result = timed_fine_tune(model, train, validation, hp, ctx, tokenizer, "benchmark")
         row = {
             "setting": name,
             "steps": result.state.step,

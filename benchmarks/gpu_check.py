@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_serving  # the load generator and server handling (this script's directory)
+import bench_training  # the timed training loop
 
 # bf16 dense tensor-core peaks from the vendors' data sheets (TFLOP/s, no sparsity).
 BF16_PEAK_TFLOPS = {
@@ -192,11 +193,9 @@ def training_throughput(data: Path, smoke: bool) -> dict[str, Any]:
     from transformers.utils import logging as hf_logging
 
     from training.batching import encode
-    from training.checkpoint import StopSignal
     from training.data import LABELS, load_datasets
     from training.distributed import DistContext
     from training.hyperparameters import Hyperparameters
-    from training.train import MetricsLog, fine_tune
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -243,18 +242,8 @@ def training_throughput(data: Path, smoke: bool) -> dict[str, Any]:
             logging_steps=10_000,
         )
         log(f"training throughput: {name}")
-        result = fine_tune(
-            model,
-            train,
-            validation,
-            LABELS,
-            hp,
-            ctx=ctx,
-            pad_token_id=int(tokenizer.pad_token_id or 0),
-            checkpoint_dir=None,
-            fingerprint="gpu_check",
-            stop=StopSignal(),
-            metrics=MetricsLog(None, enabled=False),
+        result = bench_training.timed_fine_tune(
+            model, train, validation, hp, ctx, tokenizer, "gpu_check"
         )
         rate = result.samples_per_second
         achieved = 6 * parameters * mean_tokens * rate / 1e12
