@@ -67,7 +67,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 typecheck: setup
-	$(BIN)/mypy app training model_artifact deploy client loadtest lambda scripts benchmarks docker
+	$(BIN)/mypy app training model_artifact deploy client loadtest lambda scripts benchmarks docker devtools
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.model == "minilm":
         model_dir = build_minilm_artifact(work / "opt_ml" / "model")
     else:
-        from tests.conftest import build_tiny_artifact
+        from devtools.artifacts import build_tiny_artifact
 
         model_dir = work / "opt_ml" / "model"
         if not (model_dir / "artifact.json").is_file():

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import ServerProcess, start_model_server, stop_model_server
+from devtools.processes import ServerProcess, start_model_server, stop_model_server
 
 SOCKET_TIMEOUT_S = 10.0
 

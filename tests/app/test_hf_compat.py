@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from devtools.artifacts import build_tiny_artifact
 from tests.app.support import started_client, tiny_settings
-from tests.conftest import build_tiny_artifact
 
 TRANSFORMERS_5 = pytest.mark.skipif(
     int(version("transformers").split(".")[0]) < 5, reason="transformers 5's pipeline semantics"

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from app import scoring
 from app.model import load_classifier
 from app.settings import Settings
+from devtools.artifacts import LABELS
 from model_artifact import (
     INFO_FILE,
     ONNX_FILE,
@@ -27,7 +28,6 @@ from model_artifact import (
 from model_artifact.onnx import main as export_main
 from model_artifact.variants import METADATA_KEY, LabelledTexts, build_variants, macro_f1
 from tests.app.support import started_client, tiny_settings
-from tests.conftest import LABELS
 
 TEXTS = [
     "Fed raises interest rates for the third time this year",
@@ -203,7 +203,7 @@ def test_the_training_job_writes_variants_checked_on_its_test_split(
 ) -> None:
     import lzma
 
-    from tests.conftest import SAMPLE_DATA
+    from devtools.paths import SAMPLE_DATA
     from tests.training.conftest import run_training, tiny_hyperparameters, write_job
 
     rows = b"".join(lzma.decompress(SAMPLE_DATA.read_bytes()).splitlines(keepends=True)[::16])

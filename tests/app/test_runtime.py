@@ -156,8 +156,8 @@ def tiny_encoder(architecture: str, model_dir: Path) -> Path:
         RobertaForSequenceClassification,
     )
 
+    from devtools.artifacts import LABELS, minilm_dir
     from model_artifact import ArtifactInfo
-    from tests.conftest import LABELS, minilm_dir
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)

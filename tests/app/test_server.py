@@ -15,13 +15,8 @@ import httpx
 import pytest
 
 from app.settings import SAGEMAKER_SIGKILL_AFTER_S, Settings
-from tests.conftest import (
-    REPO_ROOT,
-    ServerProcess,
-    offline_env,
-    start_model_server,
-    stop_model_server,
-)
+from devtools.paths import REPO_ROOT
+from devtools.processes import ServerProcess, offline_env, start_model_server, stop_model_server
 
 SECRET = "zebra quartz nebula headline"
 

@@ -17,14 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.artifacts import build_tiny_artifact
+from devtools.paths import SAMPLE_DATA
+from devtools.processes import ServerProcess, start_model_server, stop_model_server
 from tests.app.batch_transform import transform
-from tests.conftest import (
-    SAMPLE_DATA,
-    ServerProcess,
-    build_tiny_artifact,
-    start_model_server,
-    stop_model_server,
-)
 
 MAX_INSTANCES = 256
 # The emulated job's payload limit: far below the server's 1 MiB, so that several payloads

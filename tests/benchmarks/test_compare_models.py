@@ -9,7 +9,7 @@ from app.model import load_classifier
 from app.settings import Settings
 from benchmarks.bench_serving import build_minilm_artifact
 from benchmarks.compare_models import compare, predict_artifact
-from tests.conftest import SAMPLE_DATA
+from devtools.paths import SAMPLE_DATA
 from training.data import load_input
 from training.metrics import classification_report
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import offline_env
+from devtools.processes import offline_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

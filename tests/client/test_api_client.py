@@ -23,7 +23,8 @@ from client import (
     RequestTimeoutError,
     RetryPolicy,
 )
-from tests.conftest import LABELS, ServerProcess, free_port, start_model_server, stop_model_server
+from devtools.artifacts import LABELS
+from devtools.processes import ServerProcess, free_port, start_model_server, stop_model_server
 
 FAST_RETRY = RetryPolicy(max_retries=3, backoff_base=0.01, backoff_max=0.05)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from client.cli import EXIT_OK, EXIT_SERVICE_ERROR, EXIT_USAGE, main
-from tests.conftest import LABELS, ServerProcess, free_port
+from devtools.artifacts import LABELS
+from devtools.processes import ServerProcess, free_port
 
 HEADLINES = ["Fed raises interest rates", "Ebola outbreak spreads", "New Marvel trailer"]
 

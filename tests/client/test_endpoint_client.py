@@ -24,7 +24,8 @@ from client import (
 )
 from client.endpoint import make_runtime_client
 from deploy.local_api import DEFAULT_ENDPOINT_NAME, LocalApi, start_local_api
-from tests.conftest import LABELS, ServerProcess
+from devtools.artifacts import LABELS
+from devtools.processes import ServerProcess
 
 ENDPOINT = "news-classifier-test"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import REPO_ROOT
+from devtools.paths import REPO_ROOT
 from training.checkpoint import KEEP
 
 AWS_DOC = REPO_ROOT / "docs" / "aws.md"

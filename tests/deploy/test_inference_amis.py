@@ -9,7 +9,7 @@ import re
 import botocore.session
 
 from deploy.settings import DEFAULT_INFERENCE_AMI
-from tests.conftest import REPO_ROOT
+from devtools.paths import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "containers.md"
 

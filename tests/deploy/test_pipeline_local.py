@@ -20,7 +20,8 @@ import pytest
 from deploy import cli, pipeline_gate
 from deploy.errors import JobFailedError
 from deploy.model_registry import LocalRegistry
-from tests.conftest import SAMPLE_DATA, minilm_dir
+from devtools.artifacts import minilm_dir
+from devtools.paths import SAMPLE_DATA
 
 # Small enough for CI's 2 cores, large enough to beat the baseline on the sample.
 GOOD = {

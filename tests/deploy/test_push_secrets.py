@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from deploy.aws import AwsClients
-from tests.conftest import REPO_ROOT
+from devtools.paths import REPO_ROOT
 from tests.deploy.support import common_flags
 
 SECRET_KEY = "sEcReTkEy0123456789abcdefSECRETKEY012345"

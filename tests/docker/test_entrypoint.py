@@ -17,7 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LABELS, SAMPLE_DATA, free_port
+from devtools.artifacts import LABELS
+from devtools.paths import SAMPLE_DATA
+from devtools.processes import free_port
 from tests.docker.support import Image
 
 # The fake interpreter of the dispatch tests: it records how it was started, then exits 0.

@@ -27,7 +27,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import LABELS, SAMPLE_DATA, free_port
+from devtools.artifacts import LABELS
+from devtools.paths import SAMPLE_DATA
+from devtools.processes import free_port
 from tests.docker.engine import (
     TARGETS,
     BuildResult,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import sys
 
-from tests.conftest import REPO_ROOT
+from devtools.paths import REPO_ROOT
 
 LAMBDA_DIR = REPO_ROOT / "lambda"
 RUNTIME_PROVIDED = {"boto3", "botocore"}

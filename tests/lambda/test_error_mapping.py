@@ -15,8 +15,8 @@ import pytest
 from botocore.stub import Stubber
 
 from deploy.local_api import LocalApi
+from devtools.processes import free_port
 from handler import ClassifyApi
-from tests.conftest import free_port
 
 OVERLOADED_BODY = json.dumps(
     {"error": {"code": "overloaded", "message": "queue is full", "request_id": "r"}}

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from deploy.local_api import LocalApi
+from devtools.processes import ServerProcess
 from handler import ClassifyApi
-from tests.conftest import ServerProcess
 
 LABELS = {"business", "entertainment", "health", "science_and_technology"}
 HEADLINES = ["Stocks rally as the Fed holds rates", "A new vaccine trial shows promise"]

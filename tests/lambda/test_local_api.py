@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from deploy.local_api import LocalApi, main
-from tests.conftest import REPO_ROOT, free_port, offline_env
+from devtools.paths import REPO_ROOT
+from devtools.processes import free_port, offline_env
 
 
 def test_classify_over_http_through_the_handler(api_front: LocalApi) -> None:

@@ -22,6 +22,7 @@ from botocore.stub import Stubber
 from api_errors import ApiError
 from api_settings import REQUEST_BUDGET_S, Settings
 from deploy.local_api import LocalApi
+from devtools.processes import free_port
 from handler import ClassifyApi
 from sagemaker_invoke import (
     create_runtime_client,
@@ -30,7 +31,6 @@ from sagemaker_invoke import (
     request_deadline,
     server_timeout_ms,
 )
-from tests.conftest import free_port
 
 BODY = json.dumps({"inputs": ["a headline"]}).encode()
 OK = {"Body": io.BytesIO(b'[{"label": "business", "score": 0.9}]'), "ContentType": "x/y"}

@@ -15,7 +15,7 @@ import yaml
 from api_errors import ERROR_STATUS
 from api_gateway import cors_headers
 from api_settings import ENVIRONMENT_VARIABLES, Settings
-from tests.conftest import REPO_ROOT
+from devtools.paths import REPO_ROOT
 
 TEMPLATE = REPO_ROOT / "infra" / "template.yaml"
 

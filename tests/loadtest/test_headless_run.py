@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from deploy.local_api import DEFAULT_ENDPOINT_NAME, LocalApi, start_local_api
+from devtools.processes import ServerProcess
 from loadtest.cli import EXIT_FAILED, EXIT_PASSED, main
-from tests.conftest import ServerProcess
 
 # Few users, no think time, and a request cap: a few seconds of work at most.
 SHORT_RUN = [

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from devtools.paths import SAMPLE_DATA
 from loadtest.cli import parse_duration
 from loadtest.gate import Thresholds, evaluate
 from loadtest.plot import plot_history
 from loadtest.report import RunTotals, by_user_count, percentile, read_history, read_totals
 from loadtest.traffic import TrafficMix, check_response, error_summary, load_titles
-from tests.conftest import SAMPLE_DATA
 
 HISTORY_HEADER = (
     "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,"

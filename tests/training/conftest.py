@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT, SAMPLE_DATA, offline_env
+from devtools.paths import REPO_ROOT, SAMPLE_DATA
+from devtools.processes import offline_env
 
 TRAIN_SLICE_STEP = 6
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import REPO_ROOT
+from devtools.paths import REPO_ROOT
 from tests.training.conftest import child_env, run_training, tiny_hyperparameters, write_job
 from training.sagemaker_env import METRIC_DEFINITIONS
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import minilm_dir
+from devtools.artifacts import minilm_dir
 from tests.training.tricky_titles import TRICKY
 from training.chunk_tokenize import encode_titles
 from training.data import load_datasets

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from devtools.processes import free_port
 from training.download import download, main
 from training.errors import DataError
 

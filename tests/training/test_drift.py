@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from devtools.artifacts import minilm_dir
 from model_artifact import INFO_FILE, ArtifactInfo
-from tests.conftest import minilm_dir
 from training.data import load_datasets
 from training.drift import EXIT_DRIFT, EXIT_UNUSABLE, main, read_traffic
 from training.eda import write_eda_report

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import minilm_dir
+from devtools.artifacts import minilm_dir
 from tests.training.tricky_titles import TRICKY
 from training.data import DataSummary, Splits, load_datasets
 from training.eda import count_tokens, main, write_eda_report

@@ -12,7 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT, SAMPLE_DATA, minilm_dir, offline_env
+from devtools.artifacts import minilm_dir
+from devtools.paths import REPO_ROOT, SAMPLE_DATA
+from devtools.processes import offline_env
 from training.data import load_input
 from training.eda import count_tokens, count_tokens_with, load_tokenizer, write_eda_report
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from deploy import pipeline_gate
-from tests.conftest import LABELS, SAMPLE_DATA
+from devtools.artifacts import LABELS
+from devtools.paths import SAMPLE_DATA
 from training.data import load_input
 from training.evaluate_candidate import data_sha256, evaluate, main, resolve_artifact
 from training.prepare import prepare

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from devtools.paths import REPO_ROOT
 from training.errors import HyperparameterError
 from training.hyperparameters import Hyperparameters, parse_hyperparameters
 from training.sagemaker_env import (

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.artifacts import LABELS
+from devtools.paths import REPO_ROOT
 from model_artifact import load_artifact
-from tests.conftest import LABELS, REPO_ROOT
 from tests.training.conftest import run_training, tiny_hyperparameters, write_job
 from training.__main__ import main
 

