@@ -202,7 +202,7 @@ async def invocations(request: Request, engine: EngineDep) -> Response:
         raise PayloadTooLargeError(
             f"{count} inputs in one request; the limit is {inference.limits.max_instances}"
         )
-    invocation = invocation.with_top_k(attributes.top_k, attributes.top_k_given)
+    invocation = invocation.with_top_k(attributes.top_k)
     timeout = settings.request_timeout_s
     if attributes.timeout_s is not None:
         timeout = min(timeout, attributes.timeout_s)

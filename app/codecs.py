@@ -16,7 +16,7 @@ import io
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import ValidationError
@@ -53,9 +53,12 @@ class Invocation:
     # line (JSON Lines, CSV) or null (JSON), so that output line i answers input line i.
     blank_lines: tuple[int, ...] = ()
 
-    def with_top_k(self, top_k: int | None, given: bool) -> Invocation:
-        """``top_k`` from outside the body (CustomAttributes), unless the body set its own."""
-        return self if self.top_k_given else replace(self, top_k=top_k, top_k_given=given)
+    def with_top_k(self, top_k: int | Literal["all"] | None) -> Invocation:
+        """``top_k`` from outside the body (CustomAttributes: a count, ``"all"``, or None where
+        it says nothing), unless the body set its own."""
+        if top_k is None or self.top_k_given:
+            return self
+        return replace(self, top_k=None if top_k == "all" else top_k, top_k_given=True)
 
 
 def media_type(header: str | None) -> tuple[str, dict[str, str]]:
@@ -87,13 +90,6 @@ def decoder_for(content_type: str | None) -> Decoder:
     if charset not in ("utf-8", "utf8"):
         raise UnsupportedMediaTypeError(f"charset {charset[:40]!r} is not supported; send UTF-8")
     return decoder
-
-
-def decode_request(content_type: str | None, body: bytes) -> Invocation:
-    """Parse a body by its content type; raise 415 or 400 errors, never anything else."""
-    invocation = decoder_for(content_type)(body)
-    check_inputs(invocation)
-    return invocation
 
 
 def check_inputs(invocation: Invocation) -> None:

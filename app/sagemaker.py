@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from app.errors import BadRequestError
 from app.schemas import ExecutionParameters
@@ -48,8 +48,8 @@ def set_offline_env() -> None:
 class CustomAttributes:
     request_id: str | None = None
     timeout_s: float | None = None
-    top_k: int | None = 1
-    top_k_given: bool = False
+    # As the header says it: a count, "all", or None where it does not set top_k.
+    top_k: int | Literal["all"] | None = None
 
 
 def valid_request_id(value: str | None) -> str | None:
@@ -67,14 +67,13 @@ def parse_custom_attributes(header: str | None) -> CustomAttributes:
     timeout_s: float | None = None
     if "timeout_ms" in pairs:
         timeout_s = _positive_int(pairs["timeout_ms"], "timeout_ms") / 1000
-    top_k: int | None = 1
+    top_k: int | Literal["all"] | None = None
     if "top_k" in pairs:
-        top_k = None if pairs["top_k"].lower() == "all" else _positive_int(pairs["top_k"], "top_k")
+        top_k = "all" if pairs["top_k"].lower() == "all" else _positive_int(pairs["top_k"], "top_k")
     return CustomAttributes(
         request_id=valid_request_id(pairs.get("request_id")),
         timeout_s=timeout_s,
         top_k=top_k,
-        top_k_given="top_k" in pairs,
     )
 
 

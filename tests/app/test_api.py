@@ -157,6 +157,19 @@ def test_csv_in_and_out_with_top_k_from_custom_attributes(client: TestClient) ->
         )
 
 
+@pytest.mark.parametrize(("attribute", "top_k"), [("top_k=1", 1), ("top_k=all", None)])
+def test_a_json_body_without_top_k_takes_it_from_custom_attributes(
+    client: TestClient, attribute: str, top_k: int | None
+) -> None:
+    # As if the body had set parameters.top_k: a best-first list per input, even for top_k=1.
+    expected = classify(client, {"inputs": HEADLINES[:2], "parameters": {"top_k": top_k}})
+    header = {"X-Amzn-SageMaker-Custom-Attributes": attribute}
+    assert classify(client, {"inputs": HEADLINES[:2]}, **header) == expected
+    # The body's own top_k wins over the header's.
+    own = {"inputs": HEADLINES[:2], "parameters": {"top_k": 2}}
+    assert [len(ranked) for ranked in classify(client, own, **header)] == [2, 2]
+
+
 def test_plain_text_is_one_input(client: TestClient) -> None:
     expected = classify(client, {"inputs": "one, two\nthree"})
     response = client.post(
