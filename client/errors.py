@@ -10,7 +10,7 @@ docs/architecture.md) is mapped onto one subclass per row of the status table::
     │   └── RequestTimeoutError           the client's own timeout passed
     ├── InvalidResponseError              a 2xx answer that breaks the response contract
     └── APIStatusError                    the server answered with an error status
-        ├── BadRequestError               400 bad_request
+        ├── BadRequestError               400 bad_request (and 405, 408)
         ├── AuthenticationError           401/403 (API Gateway: missing or wrong API key)
         ├── NotFoundError                 404 (wrong URL or endpoint name)
         ├── NotAcceptableError            406 not_acceptable
@@ -94,7 +94,8 @@ class APIStatusError(ClassifierError):
 
 
 class BadRequestError(APIStatusError):
-    """400: invalid JSON, missing or empty ``inputs``, or bad parameters."""
+    """400: invalid JSON, missing or empty ``inputs``, or bad parameters; also 405 (a method
+    other than POST) and 408 (the model server got the body too slowly)."""
 
 
 class AuthenticationError(APIStatusError):
@@ -137,32 +138,29 @@ class GatewayTimeoutError(APIStatusError):
     """504: the request's deadline passed on the server side."""
 
 
-# Codes from the architecture's status table first; the status decides for bodies that do not
-# carry our error shape (API Gateway's own 403/429 answers, proxies, load balancers).
-_ERRORS_BY_CODE: dict[str, type[APIStatusError]] = {
-    "bad_request": BadRequestError,
-    "not_acceptable": NotAcceptableError,
-    "payload_too_large": PayloadTooLargeError,
-    "unsupported_media_type": UnsupportedMediaTypeError,
-    "overloaded": OverloadedError,
-    "internal_error": InternalServerError,
-    "upstream_error": UpstreamError,
-    "not_ready": NotReadyError,
-    "timeout": GatewayTimeoutError,
+# The API's table (docs/api.md: the model server's codes and the API front's), code -> status
+# and the exception for both, plus 401, which only API Gateway or a proxy answers.
+# tests/contracts/test_error_codes.py keeps it equal to the server's and the Lambda's tables.
+_ERRORS: dict[str, tuple[int, type[APIStatusError]]] = {
+    "bad_request": (400, BadRequestError),
+    "unauthorized": (401, AuthenticationError),
+    "forbidden": (403, AuthenticationError),
+    "not_found": (404, NotFoundError),
+    "method_not_allowed": (405, BadRequestError),
+    "not_acceptable": (406, NotAcceptableError),
+    "request_timeout": (408, BadRequestError),
+    "payload_too_large": (413, PayloadTooLargeError),
+    "unsupported_media_type": (415, UnsupportedMediaTypeError),
+    "overloaded": (429, OverloadedError),
+    "internal_error": (500, InternalServerError),
+    "upstream_error": (502, UpstreamError),
+    "not_ready": (503, NotReadyError),
+    "timeout": (504, GatewayTimeoutError),
 }
+# The server's code decides when the body carries our error shape; the status decides for
+# bodies that do not (API Gateway's own 403/429 answers, proxies, load balancers).
 _ERRORS_BY_STATUS: dict[int, tuple[type[APIStatusError], str]] = {
-    400: (BadRequestError, "bad_request"),
-    401: (AuthenticationError, "unauthorized"),
-    403: (AuthenticationError, "forbidden"),
-    404: (NotFoundError, "not_found"),
-    406: (NotAcceptableError, "not_acceptable"),
-    413: (PayloadTooLargeError, "payload_too_large"),
-    415: (UnsupportedMediaTypeError, "unsupported_media_type"),
-    429: (OverloadedError, "overloaded"),
-    500: (InternalServerError, "internal_error"),
-    502: (UpstreamError, "upstream_error"),
-    503: (NotReadyError, "not_ready"),
-    504: (GatewayTimeoutError, "timeout"),
+    status: (cls, code) for code, (status, cls) in _ERRORS.items()
 }
 
 
@@ -199,8 +197,8 @@ def error_for_status(
 ) -> APIStatusError:
     """The exception for an error: by the server's ``code`` when known, else by the status."""
     cls: type[APIStatusError]
-    if code is not None and code in _ERRORS_BY_CODE:
-        cls = _ERRORS_BY_CODE[code]
+    if code is not None and code in _ERRORS:
+        cls = _ERRORS[code][1]
     else:
         cls, default_code = _ERRORS_BY_STATUS.get(
             status_code,

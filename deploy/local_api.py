@@ -177,7 +177,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except Exception:
             # API Gateway's answer to a Lambda that raised: 502, no details.
             logger.exception("the Lambda handler raised")
-            self._send(_gateway_error(502, "internal_error", "Internal server error"))
+            self._send(_gateway_error(502, "upstream_error", "Internal server error"))
             return
         self._send(_lambda_result(result))
 
