@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# SageMaker allows 6 MB per InvokeEndpoint request (a hard limit).
+# InvokeEndpoint's body limit, 6 MiB (botocore's BodyBlob max; lambda/api_settings.py quotes it).
 SAGEMAKER_MAX_BODY_BYTES = 6 * 1024 * 1024
 # SageMaker sends SIGTERM, then SIGKILL 30 s later, to the containers it stops (Custom
 # Inference Code with Hosting Services: UpdateEndpoint, UpdateEndpointWeightsAndCapacities).

@@ -16,8 +16,15 @@ from dataclasses import dataclass
 # retry starts only while a whole attempt still fits (sagemaker_invoke.py).
 API_GATEWAY_TIMEOUT_S = 29.0
 REQUEST_BUDGET_S = API_GATEWAY_TIMEOUT_S - 1.0
-# Lambda's synchronous payload limit and SageMaker's InvokeEndpoint limit are both 6 MB.
-HARD_MAX_BODY_BYTES = 6 * 1000 * 1000
+# The largest body InvokeEndpoint takes, which SageMaker enforces: its "6 MB" is 6 MiB. The
+# service model botocore validates every call against (sagemaker-runtime 2017-05-13) says so
+# for InvokeEndpoint's Body: shape BodyBlob, {"type": "blob", "max": 6291456}. The model
+# server's default body limit is the same number (app/settings.py), and
+# tests/contracts/test_body_limits.py ties both to botocore's. Lambda's own "6 MB" is 6 MiB
+# too ("For synchronous invocations, the maximum payload size is 6 MB", Lambda API reference,
+# Invoke; its payload fields: "Maximum length of 6291456"), but it counts the whole event,
+# headers and all, so in practice it refuses a little before this cap.
+HARD_MAX_BODY_BYTES = 6 * 1024 * 1024
 # SageMaker's rule for endpoint names.
 _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -14,7 +14,7 @@ import yaml
 
 from api_errors import ERROR_STATUS
 from api_gateway import cors_headers
-from api_settings import ENVIRONMENT_VARIABLES, Settings
+from api_settings import ENVIRONMENT_VARIABLES, HARD_MAX_BODY_BYTES, Settings
 from devtools.paths import REPO_ROOT
 
 TEMPLATE = REPO_ROOT / "infra" / "template.yaml"
@@ -124,6 +124,13 @@ def test_the_largest_timeout_and_attempts_the_template_allows_still_start() -> N
     environ["ENDPOINT_NAME"] = "news-classifier"
     assert environ["READ_TIMEOUT_S"] == str(parameters["ReadTimeoutSeconds"]["MaxValue"])
     Settings.from_environ(environ)
+
+
+def test_the_body_limit_parameter_stops_where_the_lambda_does() -> None:
+    # Not below it (a deployment could not use what the Lambda allows) nor above it (the
+    # stack would deploy, then fail every cold start).
+    parameters = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)["Parameters"]
+    assert parameters["MaxBodyBytes"]["MaxValue"] == HARD_MAX_BODY_BYTES
 
 
 def test_keyless_preflights_never_invoke_the_lambda_and_its_concurrency_is_capped() -> None:
