@@ -8,6 +8,17 @@
 
 ``ApiClient(url, path=SERVER_PATH)`` talks to a model server directly and
 ``EndpointClient("endpoint-name")`` to a SageMaker endpoint through boto3.
+
+The modules:
+
+- ``api``: ``ApiClient``, over HTTP: the API Gateway URL or a model server.
+- ``endpoint``: ``EndpointClient``, ``InvokeEndpoint`` through boto3 (imported when built).
+- ``base``: what both share: chunking, retries and response parsing around one ``_send``.
+- ``chunking``: splitting many texts into requests under the count and payload limits.
+- ``models``: the typed predictions and the parsing of the response body.
+- ``errors``: the exception tree and the error code -> status table it is read by.
+- ``retry``: ``RetryPolicy``: what is retried, and the backoff.
+- ``cli`` (and ``__main__``): ``python -m client``, files or stdin to JSON Lines or CSV.
 """
 
 from client.api import API_PATH, SERVER_PATH, ApiClient

@@ -4,6 +4,17 @@
 per container on the first event, from the environment (``api_settings``), then reuses it.
 Tests and the local API front build their own ``ClassifyApi`` with their own settings and
 client; the request path is the same code.
+
+``lambda/`` is a folder of plain modules, the root of the Lambda's code bundle (``lambda`` is a
+keyword, so it cannot be a package), in the order a request meets them:
+
+- ``handler``: this entry point and ``ClassifyApi``, the request from event to answer.
+- ``api_settings``: the environment variables, read and validated once per container.
+- ``api_gateway``: API Gateway's side: events (payload 1.0 and 2.0) in, proxy responses out.
+- ``api_validation``: the checks made before SageMaker is called (media types, size, shape).
+- ``sagemaker_invoke``: the one InvokeEndpoint call, its retries, time budget, error mapping.
+- ``api_errors``: the API's error codes, their one status table and the error body shape.
+- ``api_logging``: one JSON log line per request, never the texts.
 """
 
 from __future__ import annotations
