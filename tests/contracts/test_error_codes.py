@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -74,8 +74,7 @@ def front() -> Iterator[LocalApi]:
         yield api
 
 
-def _answer(front: LocalApi, request: Callable[[str], httpx.Response]) -> tuple[int, str]:
-    response = request(front.url)
+def _error(response: httpx.Response) -> tuple[int, str]:
     error = response.json()["error"]
     assert set(error) == {"code", "message", "request_id"}
     return response.status_code, error["code"]
@@ -86,12 +85,13 @@ def _raise(event: Mapping[str, Any], context: Any) -> Mapping[str, Any]:
 
 
 def test_the_local_front_answers_its_own_errors_from_the_lambdas_table(front: LocalApi) -> None:
-    answers = [_answer(front, lambda url: httpx.get(f"{url}/nowhere", timeout=10))]
+    classify = f"{front.url}/classify"
+    answers = [_error(httpx.get(f"{front.url}/nowhere", timeout=10))]
     # A Lambda that raised: API Gateway's integration failure (IntegrationFailureResponse).
     front.server.lambda_handler = _raise
-    answers.append(_answer(front, lambda url: httpx.post(f"{url}/classify", json={}, timeout=10)))
-    front.server.lambda_handler = None
-    answers.append(_answer(front, lambda url: httpx.post(f"{url}/classify", json={}, timeout=10)))
+    answers.append(_error(httpx.post(classify, json={}, timeout=10)))
+    front.server.lambda_handler = None  # no handler yet
+    answers.append(_error(httpx.post(classify, json={}, timeout=10)))
     answers.append(_too_large(front))
     for status, code in answers:
         assert API[code] == status, (status, code)
