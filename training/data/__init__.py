@@ -35,6 +35,7 @@ from training.data.raw_file import (
     check_bad_fraction,
     parse_raw,
     read_raw_bytes,
+    uci_member,
 )
 from training.data.splitting import (
     check_split_options,
@@ -63,6 +64,7 @@ __all__ = [
     "read_prepared_split",
     "read_raw_bytes",
     "split_examples",
+    "uci_member",
     "write_prepared_split",
 ]
 

@@ -129,17 +129,22 @@ def _read_capped(stream: _Readable, path: Path, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def uci_member(names: Sequence[str]) -> str | None:
+    """The member of a zip's ``names`` that is UCI's newsCorpora.csv, in any folder."""
+    return next((name for name in names if name.rsplit("/", 1)[-1] == UCI_MEMBER_NAME), None)
+
+
 def _read_zip_member(path: Path, limit: int) -> bytes:
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
-        matches = [n for n in names if n.rsplit("/", 1)[-1] == UCI_MEMBER_NAME]
-        if not matches:
+        member = uci_member(names)
+        if member is None:
             raise DataError(
                 f"{path} holds no {UCI_MEMBER_NAME} (it holds: "
                 f"{', '.join(names[:10]) or 'nothing'}). Give the UCI News Aggregator zip or "
                 "the extracted newsCorpora.csv."
             )
-        with archive.open(matches[0]) as stream:
+        with archive.open(member) as stream:
             return _read_capped(stream, path, limit)
 
 
