@@ -27,6 +27,7 @@ from training.data import (
     write_prepared_split,
 )
 from training.errors import DataError, HyperparameterError
+from training.hyperparameters import parse_hyperparameters
 
 CATEGORIES = "bemt"
 
@@ -262,6 +263,28 @@ def test_too_few_groups_fail_clearly() -> None:
         split_examples(examples, seed=1, validation_fraction=0.1, test_fraction=0.1)
     with pytest.raises(HyperparameterError):
         split_examples(examples, seed=1, validation_fraction=0.5, test_fraction=0.5)
+
+
+@pytest.mark.parametrize(("validation", "test"), [(0.45, 0.45), (0.6, 0.35)])
+def test_the_job_and_the_data_loader_refuse_the_same_split_fractions(
+    sample_data: Path, validation: float, test: float
+) -> None:
+    """One rule (training.data.splitting): a tenth of the rows or less left to train fails."""
+    raw = {"validation_fraction": str(validation), "test_fraction": str(test)}
+    with pytest.raises(HyperparameterError, match="more than 10% of the rows for training"):
+        parse_hyperparameters(raw)
+    with pytest.raises(HyperparameterError, match="more than 10% of the rows for training"):
+        load_datasets({"train": sample_data}, validation_fraction=validation, test_fraction=test)
+
+
+def test_split_fractions_just_inside_the_rule_work_for_both(sample_data: Path) -> None:
+    hp = parse_hyperparameters({"validation_fraction": "0.45", "test_fraction": "0.44"})
+    splits, _ = load_datasets(
+        {"train": sample_data},
+        validation_fraction=hp.validation_fraction,
+        test_fraction=hp.test_fraction,
+    )
+    assert splits.train and splits.validation and splits.test
 
 
 def test_channel_problems(tmp_path: Path, sample_data: Path) -> None:
