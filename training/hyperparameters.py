@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from training.data.splitting import check_split_options
+from training.data import check_split_options
 from training.errors import HyperparameterError
 
 

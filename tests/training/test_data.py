@@ -371,3 +371,25 @@ def test_any_title_without_tab_or_newline_reads_back_in_its_own_row(titles: list
     assert rows.bad_counts.get("empty_title", 0) == len(titles) - len(kept)
     assert sum(rows.bad_counts.values()) == len(titles) - len(kept)
     assert rows.lines_read == len(titles)
+
+
+def test_the_facade_exports_every_name_the_house_imports_from_the_data_package() -> None:
+    """Callers import ``training.data`` only; its ``__all__`` holds every name they use."""
+    import ast
+
+    import training.data
+    from devtools.paths import REPO_ROOT
+
+    imported: set[str] = set()
+    for folder in ("training", "tests", "benchmarks", "scripts", "devtools", "deploy"):
+        for path in (REPO_ROOT / folder).rglob("*.py"):
+            if path.is_relative_to(REPO_ROOT / "training" / "data"):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "training.data"
+                ):
+                    assert node.module == "training.data", f"{path} imports {node.module}"
+                    imported.update(alias.name for alias in node.names)
+    assert imported <= set(training.data.__all__)
+    assert all(hasattr(training.data, name) for name in training.data.__all__)
