@@ -111,13 +111,9 @@ def _copy(source: IO[bytes], out: IO[bytes], advance: Callable[[int], object]) -
 def _extract(archive_path: Path, staging: Path, url: str) -> Path:
     try:
         with zipfile.ZipFile(archive_path) as archive:
-            names = archive.namelist()
-            member = uci_member(names)
-            if member is None:
-                raise DataError(
-                    f"the zip from {url} holds no {UCI_MEMBER_NAME} (it holds: "
-                    f"{', '.join(names[:10]) or 'nothing'}): is the URL the News Aggregator's?"
-                )
+            member = uci_member(
+                archive, source=f"the zip from {url}", advice=": is the URL the News Aggregator's?"
+            )
             extracted = staging / UCI_MEMBER_NAME
             with archive.open(member) as source, extracted.open("wb") as out:
                 shutil.copyfileobj(source, out, CHUNK_BYTES)

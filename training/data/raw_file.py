@@ -129,21 +129,23 @@ def _read_capped(stream: _Readable, path: Path, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def uci_member(names: Sequence[str]) -> str | None:
-    """The member of a zip's ``names`` that is UCI's newsCorpora.csv, in any folder."""
-    return next((name for name in names if name.rsplit("/", 1)[-1] == UCI_MEMBER_NAME), None)
+def uci_member(archive: zipfile.ZipFile, *, source: str, advice: str) -> str:
+    """The member of ``archive`` that is UCI's newsCorpora.csv, in any folder; without one,
+    a DataError naming ``source``, what it holds instead, and ``advice``."""
+    names = archive.namelist()
+    for name in names:
+        if name.rsplit("/", 1)[-1] == UCI_MEMBER_NAME:
+            return name
+    raise DataError(
+        f"{source} holds no {UCI_MEMBER_NAME} (it holds: {', '.join(names[:10]) or 'nothing'})"
+        f"{advice}"
+    )
 
 
 def _read_zip_member(path: Path, limit: int) -> bytes:
     with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        member = uci_member(names)
-        if member is None:
-            raise DataError(
-                f"{path} holds no {UCI_MEMBER_NAME} (it holds: "
-                f"{', '.join(names[:10]) or 'nothing'}). Give the UCI News Aggregator zip or "
-                "the extracted newsCorpora.csv."
-            )
+        advice = ". Give the UCI News Aggregator zip or the extracted newsCorpora.csv."
+        member = uci_member(archive, source=str(path), advice=advice)
         with archive.open(member) as stream:
             return _read_capped(stream, path, limit)
 
