@@ -131,7 +131,7 @@ def tokenizer_rows(
             f"{len(titles) / wall:,.0f} titles/s",
         )
     )
-    from training.eda import count_tokens
+    from training.chunk_tokenize import count_tokens
 
     wall, cpu, _ = measure(lambda: count_tokens(titles, tokenizer_path), repeat)
     rows.append(

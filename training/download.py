@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from training.data import LABELS, UCI_MEMBER_NAME, parse_raw
+from training.data import LABELS, UCI_MEMBER_NAME, parse_raw, uci_member
 from training.errors import DataError, JobError
 
 logger = logging.getLogger(__name__)
@@ -111,15 +111,11 @@ def _copy(source: IO[bytes], out: IO[bytes], advance: Callable[[int], object]) -
 def _extract(archive_path: Path, staging: Path, url: str) -> Path:
     try:
         with zipfile.ZipFile(archive_path) as archive:
-            names = archive.namelist()
-            matches = [n for n in names if n.rsplit("/", 1)[-1] == UCI_MEMBER_NAME]
-            if not matches:
-                raise DataError(
-                    f"the zip from {url} holds no {UCI_MEMBER_NAME} (it holds: "
-                    f"{', '.join(names[:10]) or 'nothing'}): is the URL the News Aggregator's?"
-                )
+            member = uci_member(
+                archive, source=f"the zip from {url}", advice=": is the URL the News Aggregator's?"
+            )
             extracted = staging / UCI_MEMBER_NAME
-            with archive.open(matches[0]) as source, extracted.open("wb") as out:
+            with archive.open(member) as source, extracted.open("wb") as out:
                 shutil.copyfileobj(source, out, CHUNK_BYTES)
     except zipfile.BadZipFile as exc:
         raise DataError(

@@ -13,34 +13,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import shutil
 import statistics
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from training.chunk_tokenize import chunk_token_ids, special_wrapping, supports_chunking
+from training.chunk_tokenize import count_tokens, count_tokens_with
 from training.data import DataSummary, Splits, load_input
+from training.eda_plots import write_plots
 from training.errors import JobError
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-    from tokenizers import Tokenizer
 
 logger = logging.getLogger(__name__)
 
 # Max lengths the report compares, besides the one asked for.
 CANDIDATE_MAX_LENGTHS: tuple[int, ...] = (16, 24, 32, 48, 64, 128)
 TOP_PUBLISHERS = 15
-# Titles per tokenizer call: large enough for the Rust tokenizer's threads, small enough for
-# a progress bar that moves.
-TOKENIZE_BATCH = 8_192
-SPLIT_COLORS = {"train": "#4c72b0", "validation": "#dd8452", "test": "#55a868"}
 
 
 def default_tokenizer_path() -> Path | None:
@@ -55,9 +46,10 @@ def default_tokenizer_path() -> Path | None:
 def load_tokenizer(name_or_path: str | Path) -> tuple[Path | Any | None, str | None]:
     """The tokenizer whose token lengths the report shows: ``(tokenizer, why it is missing)``.
 
-    A directory is used as it is (read by :func:`count_tokens`). Anything else is taken as a
-    Hugging Face Hub id and loaded with ``AutoTokenizer`` (a download, or the local HF cache;
-    the SageMaker processing and training jobs have internet unless network isolation is on).
+    A directory is used as it is (read by :func:`training.chunk_tokenize.count_tokens`).
+    Anything else is taken as a Hugging Face Hub id and loaded with ``AutoTokenizer`` (a
+    download, or the local HF cache; the SageMaker processing and training jobs have internet
+    unless network isolation is on).
     When that fails, e.g. offline, the report is written without token lengths and says why,
     rather than failing the data preparation or counting with another model's tokenizer.
     """
@@ -75,89 +67,6 @@ def load_tokenizer(name_or_path: str | Path) -> tuple[Path | Any | None, str | N
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         logger.warning("token lengths not reported: cannot load the tokenizer of %r", name)
         return None, f"the tokenizer of {name!r} could not be loaded ({first_line})"
-
-
-def count_tokens_with(texts: Sequence[str], tokenizer: Any, *, progress: bool = False) -> list[int]:
-    """Tokens per text for a loaded ``transformers`` tokenizer (the base model's own)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        from tokenizers import Tokenizer
-
-        # A copy: the caller's tokenizer keeps its truncation and padding settings.
-        fast = Tokenizer.from_str(backend.to_str())
-        fast.no_truncation()
-        fast.no_padding()
-        if supports_chunking(fast):
-            return _count_by_chunks(texts, fast, progress=progress)
-        return _count_in_batches(
-            texts, lambda batch: [len(e.ids) for e in fast.encode_batch(batch)], progress
-        )
-    return _count_in_batches(
-        texts,
-        lambda batch: [len(ids) for ids in tokenizer(batch, truncation=False)["input_ids"]],
-        progress,
-    )
-
-
-def count_tokens(
-    texts: Sequence[str], tokenizer_path: Path, *, progress: bool = False
-) -> list[int]:
-    """Tokens per text, special tokens included and nothing truncated.
-
-    Uses the ``tokenizers`` library directly when the directory holds a ``tokenizer.json``
-    (fast, and no transformers import); otherwise the directory's transformers tokenizer.
-    """
-    tokenizer_file = tokenizer_path / "tokenizer.json"
-    if tokenizer_file.is_file():
-        from tokenizers import Tokenizer
-
-        try:
-            fast = Tokenizer.from_file(str(tokenizer_file))
-        except Exception as exc:  # tokenizers raises a plain Exception for a bad file
-            raise JobError(f"cannot load the tokenizer {tokenizer_file}: {exc}") from exc
-        fast.no_truncation()
-        fast.no_padding()
-        if supports_chunking(fast):
-            return _count_by_chunks(texts, fast, progress=progress)
-        return _count_in_batches(
-            texts, lambda batch: [len(e.ids) for e in fast.encode_batch(batch)], progress
-        )
-
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise JobError(f"cannot load a tokenizer from {tokenizer_path}: {exc}") from exc
-    return _count_in_batches(
-        texts,
-        lambda batch: [len(ids) for ids in tokenizer(batch, truncation=False)["input_ids"]],
-        progress,
-    )
-
-
-def _count_by_chunks(texts: Sequence[str], fast: Tokenizer, *, progress: bool) -> list[int]:
-    """Tokenize each distinct space-separated chunk once and add up per title (same counts)."""
-    lengths = {
-        chunk: len(ids) for chunk, ids in chunk_token_ids(texts, fast, progress=progress).items()
-    }
-    prefix, suffix = special_wrapping(fast)
-    specials = len(prefix) + len(suffix)
-    return [specials + sum(map(lengths.__getitem__, text.split(" "))) for text in texts]
-
-
-def _count_in_batches(
-    texts: Sequence[str], count_batch: Callable[[list[str]], list[int]], progress: bool
-) -> list[int]:
-    from tqdm import tqdm
-
-    counts: list[int] = []
-    with tqdm(total=len(texts), desc="tokenizing", unit=" texts", disable=not progress) as bar:
-        for start in range(0, len(texts), TOKENIZE_BATCH):
-            batch = list(texts[start : start + TOKENIZE_BATCH])
-            counts.extend(count_batch(batch))
-            bar.update(len(batch))
-    return counts
 
 
 def compute_eda(
@@ -257,7 +166,7 @@ def write_eda_report(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        plots = _write_plots(splits, report, token_counts, staging)
+        plots = write_plots(splits, report, token_counts, staging)
         (staging / "report.json").write_text(
             json.dumps(report, indent=2, sort_keys=True), encoding="utf-8"
         )
@@ -383,144 +292,6 @@ def _describe(values: Sequence[int]) -> dict[str, float]:
         "p99": percentile(0.99),
         "max": float(ordered[-1]),
     }
-
-
-# --- plots ----------------------------------------------------------------------------------
-
-
-def _write_plots(
-    splits: Splits, report: Mapping[str, Any], token_counts: Sequence[int] | None, out: Path
-) -> list[str]:
-    from matplotlib.figure import Figure
-
-    written = []
-
-    figure = Figure(figsize=(9, 5), layout="constrained")
-    _plot_class_balance(figure.add_subplot(), report)
-    written.append(_save(figure, out, "class_balance.png"))
-
-    figure = Figure(figsize=(9, 5), layout="constrained")
-    lengths = [len(e.text) for items in splits.by_name().values() for e in items]
-    _plot_histogram(
-        figure.add_subplot(),
-        lengths,
-        title="Title length in characters",
-        xlabel="characters per title",
-    )
-    written.append(_save(figure, out, "title_length_chars.png"))
-
-    if token_counts is not None:
-        figure = Figure(figsize=(9, 5), layout="constrained")
-        axes = figure.add_subplot()
-        _plot_histogram(
-            axes,
-            list(token_counts),
-            title="Title length in tokens (special tokens included)",
-            xlabel="tokens per title",
-        )
-        max_length = int(report["max_length"])
-        share = report["truncated_share"][str(max_length)]
-        axes.axvline(
-            max_length,
-            color="#c44e52",
-            linestyle="--",
-            label=f"max_length {max_length}: truncates {share:.2%} of titles",
-        )
-        axes.legend(loc="best")
-        axes.set_xlim(0, max(max(token_counts, default=1), max_length) * 1.05)
-        written.append(_save(figure, out, "title_length_tokens.png"))
-
-    sizes = [
-        int(n)
-        for n in Counter(
-            e.story for items in splits.by_name().values() for e in items if e.story
-        ).values()
-    ]
-    if sizes:
-        figure = Figure(figsize=(9, 5), layout="constrained")
-        axes = figure.add_subplot()
-        _plot_histogram(
-            axes,
-            sizes,
-            title="Rows per STORY cluster",
-            xlabel="rows in the story (log scale)",
-            log_bins=True,
-        )
-        axes.set_ylabel("stories")
-        written.append(_save(figure, out, "story_sizes.png"))
-
-    top = report["publishers"]["top"]
-    if top:
-        figure = Figure(figsize=(9, 0.9 + 0.35 * len(top)), layout="constrained")
-        axes = figure.add_subplot()
-        names = [str(p["publisher"]) for p in reversed(top)]
-        axes.barh(names, [int(p["rows"]) for p in reversed(top)], color="#4c72b0")
-        axes.set_xlabel("rows")
-        axes.xaxis.set_major_formatter(_THOUSANDS)
-        axes.set_title(f"Top {len(top)} publishers by rows")
-        written.append(_save(figure, out, "top_publishers.png"))
-    return written
-
-
-def _plot_class_balance(axes: Axes, report: Mapping[str, Any]) -> None:
-    labels = list(report["labels"])
-    balance = report["class_balance"]
-    width = 0.8 / len(balance)
-    for offset, (name, stats) in enumerate(balance.items()):
-        positions = [i + (offset - (len(balance) - 1) / 2) * width for i in range(len(labels))]
-        shares = [100 * stats["shares"][label] for label in labels]
-        bars = axes.bar(
-            positions,
-            shares,
-            width,
-            label=f"{name} ({stats['rows']:,} rows)",
-            color=SPLIT_COLORS.get(name),
-        )
-        axes.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
-    axes.set_xticks(range(len(labels)), [label.replace("_", " ") for label in labels])
-    axes.set_ylabel("share of the split's rows (%)")
-    axes.set_xlabel("label")
-    axes.set_title(f"Class balance per split ({report['split_method']} split)")
-    axes.set_ylim(0, max(100 * max(s["shares"].values()) for s in balance.values()) * 1.2)
-    axes.legend()
-
-
-def _plot_histogram(
-    axes: Axes, values: Sequence[int], *, title: str, xlabel: str, log_bins: bool = False
-) -> None:
-    high = max(values, default=1)
-    edges: list[float] | int
-    if log_bins:
-        # Story sizes span 1 to thousands: logarithmic bins keep the small stories visible.
-        edges = [1.0]
-        while edges[-1] <= high:
-            edges.append(edges[-1] * 1.25)
-        axes.set_xscale("log")
-        ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if t <= high]
-        axes.set_xticks(ticks, [str(t) for t in ticks])
-    else:
-        low = min(values, default=0)
-        # Integer-aligned bins of equal width (at most ~80 bars): fractional bin edges over
-        # integer data would put one value in some bars and two in others.
-        width = max(1, math.ceil((high - low + 1) / 80))
-        edges = [v - 0.5 for v in range(low, high + width + 1, width)]
-    axes.hist(values, bins=edges, color="#4c72b0", edgecolor="white", linewidth=0.3)
-    median = statistics.median(values) if values else 0
-    axes.axvline(median, color="black", linestyle=":", linewidth=1, label=f"median {median:g}")
-    axes.set_title(f"{title} · n = {len(values):,}")
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel("titles")
-    axes.yaxis.set_major_formatter(_THOUSANDS)
-    axes.legend(loc="best")
-
-
-# Tick labels like 16,000 rather than 16000.
-_THOUSANDS = "{x:,.0f}"
-
-
-def _save(figure: Figure, out: Path, name: str) -> str:
-    figure.savefig(out / name, dpi=110)
-    return name
 
 
 # --- command line ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from training.data import check_split_options
 from training.errors import HyperparameterError
 
 
@@ -167,10 +168,11 @@ class Hyperparameters(BaseModel):
 
     @model_validator(mode="after")
     def _fractions_leave_training_rows(self) -> Hyperparameters:
-        if self.validation_fraction + self.test_fraction >= 0.9:
-            raise ValueError(
-                "validation_fraction + test_fraction must leave at least 10% for training"
-            )
+        # The data package holds the one rule for split options (training.data.splitting).
+        try:
+            check_split_options(self.validation_fraction, self.test_fraction, self.split)
+        except HyperparameterError as exc:
+            raise ValueError(str(exc)) from exc
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""One training job: contract -> data -> base model -> fine-tune -> evaluate -> artifact.
+"""One training job: contract -> data, base model -> tokenize -> train -> evaluate -> artifact.
 
 :func:`run` is what ``python -m training`` calls. Every failure ends in ``output/failure``
 (what went wrong and what to do) and a non-zero exit; the model directory is written only at
@@ -17,14 +17,12 @@ import logging
 import random
 import shutil
 import signal
-import tarfile
-import tempfile
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from training.base_model import load_base_model, resolve_base_model
+from training.batching import EncodedSplit, encode
 from training.checkpoint import StopSignal, latest_checkpoint
 from training.distributed import (
     DistContext,
@@ -35,14 +33,21 @@ from training.distributed import (
     plan_launch,
     shutdown,
 )
-from training.errors import DataError, HyperparameterError, JobError, ModelLoadError
+from training.errors import DataError, JobError
 from training.hyperparameters import Hyperparameters, parse_hyperparameters
+from training.job_reports import (
+    JobData,
+    artifact_info,
+    test_metric_line,
+    training_summary,
+    write_data_reports,
+    write_json,
+)
 from training.sagemaker_env import SageMakerEnv, write_failure
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-    from training.data import DataSummary, Example, Splits
+    from training.data import Example
+    from training.train import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_STOPPED = 128 + signal.SIGTERM
 DATA_CHANNELS = ("train", "validation", "test")
-PRETRAINED_CHANNEL = "pretrained"
 # Knobs that change neither the data nor the trajectory: a resumed job may change them.
 RESUME_NEUTRAL = frozenset(
     {
@@ -63,12 +67,6 @@ RESUME_NEUTRAL = frozenset(
         "num_processes",
     }
 )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    interrupted: bool
-    step: int
 
 
 def run(env: SageMakerEnv, worker_args: list[str]) -> int:
@@ -97,12 +95,12 @@ def run(env: SageMakerEnv, worker_args: list[str]) -> int:
                 return code
         stop.install(signal.SIGTERM)
         ctx = init_distributed(env.environ)
-        outcome = train_and_save(env, hp, ctx, stop)
-        if outcome.interrupted:
+        result = train_and_save(env, hp, ctx, stop)
+        if result.interrupted:
             _fail(
                 env,
                 ctx,
-                f"stopped by {stop.signal_name or 'a signal'} at step {outcome.step}; a "
+                f"stopped by {stop.signal_name or 'a signal'} at step {result.state.step}; a "
                 f"checkpoint was saved in {env.checkpoint_dir}. Restart the job with the same "
                 "hyperparameters and checkpoint location to resume.",
             )
@@ -133,84 +131,53 @@ def run(env: SageMakerEnv, worker_args: list[str]) -> int:
 
 def train_and_save(
     env: SageMakerEnv, hp: Hyperparameters, ctx: DistContext, stop: StopSignal
-) -> Outcome:
-    """The job proper, on every rank; rank 0 alone writes reports and the model."""
+) -> TrainResult:
+    """The job proper, on every rank: load -> tokenize -> train -> evaluate -> save.
+
+    Rank 0 alone writes the reports and the model. Returns the loop's result; when it was
+    interrupted (``stop``), nothing after training runs.
+    """
     import torch
 
-    from model_artifact import ArtifactInfo, save_artifact
-    from training.batching import encode
+    from model_artifact import save_artifact
     from training.evaluate import predict, write_test_report
-    from training.precision import choose_precision
     from training.train import MetricsLog, fine_tune
 
     started = time.monotonic()
     out_dir = env.output_data_dir
-    metrics = MetricsLog(out_dir / "metrics.jsonl", enabled=ctx.is_main)
     if ctx.is_main and latest_checkpoint(env.checkpoint_dir) is None:
         # A fresh start; a resumed job appends to the lines written before the interruption.
         (out_dir / "metrics.jsonl").unlink(missing_ok=True)
-    channels = _data_channels(env)
+    metrics = MetricsLog(out_dir / "metrics.jsonl", enabled=ctx.is_main)
 
+    # -- load: the data, then the base model with our labels --------------------------------
+    data = _load_data(env, hp)
+    base = resolve_base_model(env.channels(), hp.model_name_or_path)
     # Seed before the classifier head is created: its initial weights are part of the run.
     random.seed(hp.seed)
     torch.manual_seed(hp.seed)
-    base_path, base_name = _resolve_base_model(env, hp)
-    tokenizer, model, labels = _load_base_model(base_path, base_name, hp)
-    splits, summary = _load_data(channels, hp)
-    data_sha256 = hashlib.sha256(
-        json.dumps(summary.sources, sort_keys=True).encode("utf-8")
-    ).hexdigest()
-    if tuple(splits.labels) != labels:
-        raise DataError(f"the data's labels {splits.labels} differ from the model's {labels}")
-    train_rows = _row_budget(splits.train, hp.max_train_rows, hp.seed)
-    validation_rows = _row_budget(splits.validation, hp.max_eval_rows, hp.seed)
-
+    tokenizer, model, labels = load_base_model(base, hp.max_length)
+    if tuple(data.splits.labels) != labels:
+        raise DataError(f"the data's labels {data.splits.labels} differ from the model's {labels}")
     baseline = None
     if ctx.is_main:
-        _write_json(
-            out_dir / "data_summary.json",
-            {
-                **summary.to_dict(),
-                "split": splits.method,
-                "data_sha256": data_sha256,
-                "rows_used": {
-                    "train": len(train_rows),
-                    "validation": len(validation_rows),
-                    "test": len(splits.test),
-                },
-            },
+        baseline = write_data_reports(
+            out_dir, data, hp, tokenizer=tokenizer, tokenizer_name=base.name
         )
-        if hp.eda:
-            from training.eda import write_eda_report
 
-            # The base model's own tokenizer, also when it came from the Hub.
-            write_eda_report(
-                splits,
-                out_dir / "eda",
-                tokenizer=tokenizer,
-                tokenizer_name=base_name,
-                max_length=hp.max_length,
-                summary=summary,
-            )
-        if hp.run_baseline:
-            from training.baseline import run_baseline, write_baseline
-
-            baseline = run_baseline(splits, seed=hp.seed)
-            write_baseline(baseline, out_dir)
-
+    # -- tokenize ---------------------------------------------------------------------------
     label_to_id = {label: i for i, label in enumerate(labels)}
 
-    def encode_rows(rows: list[Example]) -> Any:
-        return encode(
-            [row.text for row in rows],
-            [label_to_id[row.label] for row in rows],
-            tokenizer,
-            hp.max_length,
-        )
+    def tokenize(rows: list[Example]) -> EncodedSplit:
+        texts, label_ids = [row.text for row in rows], [label_to_id[row.label] for row in rows]
+        return encode(texts, label_ids, tokenizer, hp.max_length)
 
-    train, validation, test = map(encode_rows, (train_rows, validation_rows, splits.test))
+    train = tokenize(data.train_rows)
+    validation = tokenize(data.validation_rows)
+    test = tokenize(data.splits.test)
     pad_token_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
-    fingerprint = _fingerprint(hp, ctx.world_size, data_sha256, base_name)
+
+    # -- train ------------------------------------------------------------------------------
     result = fine_tune(
         model,
         train,
@@ -220,25 +187,26 @@ def train_and_save(
         ctx=ctx,
         pad_token_id=pad_token_id,
         checkpoint_dir=env.checkpoint_dir,
-        fingerprint=fingerprint,
+        fingerprint=_fingerprint(hp, ctx.world_size, data.sha256, base.name),
         stop=stop,
         metrics=metrics,
     )
     if result.interrupted:
-        return Outcome(interrupted=True, step=result.state.step)
+        return result
 
+    # -- evaluate on the test split, in the precision the loop ran in -----------------------
     predictions = predict(
         model,
         test,
         batch_size=hp.eval_batch_size,
         pad_token_id=pad_token_id,
-        precision=choose_precision(hp.precision, ctx.device),
+        precision=result.precision_used,
         ctx=ctx,
     )
     if ctx.is_main:
         evaluation = write_test_report(
             out_dir,
-            examples=splits.test,
+            examples=data.splits.test,
             predictions=predictions,
             labels=labels,
             baseline=baseline,
@@ -246,54 +214,23 @@ def train_and_save(
             misclassified_limit=hp.misclassified_examples,
         )
         test_report = evaluation["test"]
-        line: dict[str, float | int] = {
-            "step": result.state.step,
-            "test_accuracy": test_report["accuracy"],
-            "test_macro_f1": test_report["macro_f1"],
-        }
-        if baseline:
-            line["baseline_test_macro_f1"] = baseline["test"]["macro_f1"]
-        metrics.write("test", line)
-        training_summary = {
-            "steps": result.state.step,
-            "planned_steps": result.total_steps,
-            "epochs": round(result.state.samples / max(len(train), 1), 3),
-            "best_step": result.state.best_step,
-            "stopped_early": result.state.stopped_early,
-            "resumed_from": result.resumed_from,
-            "train_seconds": round(result.state.train_seconds, 2),
-            "train_samples_per_second": round(result.samples_per_second, 2),
-            "precision": result.precision,
-            "world_size": ctx.world_size,
-            "device": str(ctx.device),
-            "job_seconds": round(time.monotonic() - started, 2),
-        }
-        _write_json(out_dir / "training_summary.json", training_summary)
-        info = ArtifactInfo(
+        metrics.write("test", test_metric_line(result.state.step, test_report, baseline))
+
+        # -- save: reports, then the artifact (all or nothing), then its ONNX files ---------
+        summary = training_summary(
+            result, train_rows=len(train), ctx=ctx, job_seconds=time.monotonic() - started
+        )
+        write_json(out_dir / "training_summary.json", summary)
+        info = artifact_info(
             labels=labels,
-            max_length=hp.max_length,
-            base_model=base_name,
-            metadata={
-                "job_name": env.job_name,
-                "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "data_sha256": data_sha256,
-                "data_sources": summary.sources,
-                "split": splits.method,
-                "rows": {
-                    "train": len(train_rows),
-                    "validation": len(validation_rows),
-                    "test": len(splits.test),
-                },
-                "metrics": {
-                    "test_accuracy": test_report["accuracy"],
-                    "test_macro_f1": test_report["macro_f1"],
-                    "validation_macro_f1": result.state.best_macro_f1,
-                    "baseline_test_macro_f1": baseline["test"]["macro_f1"] if baseline else None,
-                },
-                "training": training_summary,
-                "hyperparameters": hp.to_dict(),
-                "versions": _versions(),
-            },
+            hp=hp,
+            base_name=base.name,
+            job_name=env.job_name,
+            data=data,
+            test_report=test_report,
+            baseline=baseline,
+            result=result,
+            summary=summary,
         )
         model.to("cpu")
         save_artifact(model, tokenizer, info, env.model_dir)
@@ -301,11 +238,11 @@ def train_and_save(
         if hp.export_onnx:
             _export_onnx(
                 env.model_dir,
-                [row.text for row in splits.test],
-                [label_to_id[row.label] for row in splits.test],
+                [row.text for row in data.splits.test],
+                [label_to_id[row.label] for row in data.splits.test],
             )
     barrier(ctx)
-    return Outcome(interrupted=False, step=result.state.step)
+    return result
 
 
 def _export_onnx(model_dir: Path, test_texts: list[str], test_labels: list[int]) -> None:
@@ -330,7 +267,10 @@ def _export_onnx(model_dir: Path, test_texts: list[str], test_labels: list[int])
 # -- inputs -----------------------------------------------------------------------------------
 
 
-def _data_channels(env: SageMakerEnv) -> dict[str, Path]:
+def _load_data(env: SageMakerEnv, hp: Hyperparameters) -> JobData:
+    """The job's splits from its data channels, and the rows its budgets keep of them."""
+    from training.data import load_datasets
+
     channels = env.channels()
     missing = [name for name in env.declared_channels() if name not in channels]
     if missing:
@@ -338,23 +278,18 @@ def _data_channels(env: SageMakerEnv) -> dict[str, Path]:
             f"channel(s) {missing} are declared in inputdataconfig.json but "
             f"{env.data_dir} has no folder for them: check the input channels' S3 URIs"
         )
-    if "train" not in channels:
-        raise DataError(
-            "no 'train' input channel: give the UCI newsCorpora.csv (or .csv.xz/.zip) as the "
-            f"'train' channel (found: {sorted(channels) or 'none'} under {env.data_dir})"
-        )
-    return {name: path for name, path in channels.items() if name in DATA_CHANNELS}
-
-
-def _load_data(channels: dict[str, Path], hp: Hyperparameters) -> tuple[Splits, DataSummary]:
-    from training.data import load_datasets
-
-    return load_datasets(
-        channels,
+    splits, summary = load_datasets(
+        {name: path for name, path in channels.items() if name in DATA_CHANNELS},
         seed=hp.seed,
         validation_fraction=hp.validation_fraction,
         test_fraction=hp.test_fraction,
         split=hp.split,
+    )
+    return JobData(
+        splits=splits,
+        summary=summary,
+        train_rows=_row_budget(splits.train, hp.max_train_rows, hp.seed),
+        validation_rows=_row_budget(splits.validation, hp.max_eval_rows, hp.seed),
     )
 
 
@@ -363,90 +298,6 @@ def _row_budget(rows: list[Example], budget: int | None, seed: int) -> list[Exam
     if budget is None or budget >= len(rows):
         return rows
     return random.Random(seed).sample(rows, budget)
-
-
-def _resolve_base_model(env: SageMakerEnv, hp: Hyperparameters) -> tuple[Path, str]:
-    """``(path or hub id as a Path, name for the metadata)``; the pretrained channel wins."""
-    channel = env.channels().get(PRETRAINED_CHANNEL)
-    if channel is not None:
-        model_dir = _find_model_dir(channel)
-        log.info("base model from the '%s' channel: %s", PRETRAINED_CHANNEL, model_dir)
-        name = _config_name(model_dir) or f"{PRETRAINED_CHANNEL} channel"
-        return model_dir, name
-    name = hp.model_name_or_path
-    path = Path(name).expanduser()
-    looks_local = name.startswith(("/", ".", "~")) or path.exists()
-    if looks_local and not path.is_dir():
-        raise ModelLoadError(
-            f"the base model path {name!r} (hyperparameter model_name_or_path) does not exist "
-            "or is not a directory: give a saved model directory, a Hub id, or a "
-            f"'{PRETRAINED_CHANNEL}' input channel"
-        )
-    return path, name
-
-
-def _find_model_dir(channel: Path) -> Path:
-    """The channel itself, its one sub-folder, or a model.tar.gz in it (unpacked to /tmp)."""
-    if (channel / "config.json").is_file():
-        return channel
-    subdirs = [p for p in channel.iterdir() if p.is_dir() and (p / "config.json").is_file()]
-    if len(subdirs) == 1:
-        return subdirs[0]
-    archives = sorted(channel.glob("*.tar.gz"))
-    if len(archives) == 1:
-        target = Path(tempfile.mkdtemp(prefix="pretrained-"))
-        with tarfile.open(archives[0]) as archive:
-            archive.extractall(target, filter="data")
-        return _find_model_dir(target)
-    raise ModelLoadError(
-        f"the '{PRETRAINED_CHANNEL}' channel ({channel}) holds no saved model: expected "
-        "config.json with the weights and tokenizer files (save_pretrained output), or one "
-        "model.tar.gz of them"
-    )
-
-
-def _config_name(model_dir: Path) -> str | None:
-    try:
-        value = json.loads((model_dir / "config.json").read_text("utf-8")).get("_name_or_path")
-    except (OSError, ValueError):
-        return None
-    return str(value) if value else None
-
-
-def _load_base_model(
-    path: Path, name: str, hp: Hyperparameters
-) -> tuple[PreTrainedTokenizerBase, PreTrainedModel, tuple[str, ...]]:
-    """Tokenizer and a classifier with our labels; a Hub id needs network (or the HF cache)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    from training.data import LABELS
-
-    hf_logging.disable_progress_bar()
-    source = str(path) if path.is_dir() else name
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source,
-            num_labels=len(LABELS),
-            id2label=dict(enumerate(LABELS)),
-            label2id={label: i for i, label in enumerate(LABELS)},
-            # A base model fine-tuned on other classes keeps its body, gets a new head.
-            ignore_mismatched_sizes=True,
-        )
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(
-            f"cannot load the base model {name!r}: {exc}. Give a local model directory or a "
-            f"'{PRETRAINED_CHANNEL}' channel when the job has no internet access (network "
-            "isolation), or check the Hub id."
-        ) from exc
-    limit = getattr(model.config, "max_position_embeddings", None)
-    if isinstance(limit, int) and hp.max_length > limit:
-        raise HyperparameterError(
-            f"hyperparameter 'max_length' ({hp.max_length}) exceeds what {name!r} supports "
-            f"({limit} positions): lower it"
-        )
-    return tokenizer, model, tuple(LABELS)
 
 
 def _fingerprint(hp: Hyperparameters, world_size: int, data_sha256: str, base: str) -> str:
@@ -504,15 +355,3 @@ def _internal_error_message(exc: BaseException) -> str:
         f"internal error: {type(exc).__name__}: {str(exc)[:600]}. This is a bug, not a "
         "problem with your input; the traceback is in the job's logs."
     )
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-
-
-def _versions() -> dict[str, str]:
-    import torch
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__}

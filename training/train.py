@@ -28,7 +28,7 @@ from training.distributed import DistContext, all_gather, any_rank
 from training.errors import JobError
 from training.evaluate import predict
 from training.hyperparameters import Hyperparameters
-from training.precision import choose_precision
+from training.precision import Precision, choose_precision
 from training.sagemaker_env import format_metric_line
 
 if TYPE_CHECKING:
@@ -73,11 +73,20 @@ class TrainerState:
 
 @dataclass(frozen=True)
 class TrainResult:
+    """How a run of the loop ended: the one result of a training job (``training.job``)."""
+
     state: TrainerState
     total_steps: int
     interrupted: bool
-    precision: str
+    # Chosen once, from the precision hyperparameter and the device, for training and
+    # evaluation alike.
+    precision_used: Precision
     resumed_from: str | None
+
+    @property
+    def precision(self) -> str:
+        """The precision's name ("bf16", "fp16" or "fp32"), as reports print it."""
+        return self.precision_used.name
 
     @property
     def samples_per_second(self) -> float:
@@ -331,7 +340,7 @@ def fine_tune(
         state=state,
         total_steps=total_steps,
         interrupted=interrupted,
-        precision=precision.name,
+        precision_used=precision,
         resumed_from=resumed_from,
     )
 

@@ -27,6 +27,7 @@ from training.data import (
     write_prepared_split,
 )
 from training.errors import DataError, HyperparameterError
+from training.hyperparameters import parse_hyperparameters
 
 CATEGORIES = "bemt"
 
@@ -264,6 +265,28 @@ def test_too_few_groups_fail_clearly() -> None:
         split_examples(examples, seed=1, validation_fraction=0.5, test_fraction=0.5)
 
 
+@pytest.mark.parametrize(("validation", "test"), [(0.45, 0.45), (0.6, 0.35)])
+def test_the_job_and_the_data_loader_refuse_the_same_split_fractions(
+    sample_data: Path, validation: float, test: float
+) -> None:
+    """One rule (training.data.splitting): a tenth of the rows or less left to train fails."""
+    raw = {"validation_fraction": str(validation), "test_fraction": str(test)}
+    with pytest.raises(HyperparameterError, match="more than 10% of the rows for training"):
+        parse_hyperparameters(raw)
+    with pytest.raises(HyperparameterError, match="more than 10% of the rows for training"):
+        load_datasets({"train": sample_data}, validation_fraction=validation, test_fraction=test)
+
+
+def test_split_fractions_just_inside_the_rule_work_for_both(sample_data: Path) -> None:
+    hp = parse_hyperparameters({"validation_fraction": "0.45", "test_fraction": "0.44"})
+    splits, _ = load_datasets(
+        {"train": sample_data},
+        validation_fraction=hp.validation_fraction,
+        test_fraction=hp.test_fraction,
+    )
+    assert splits.train and splits.validation and splits.test
+
+
 def test_channel_problems(tmp_path: Path, sample_data: Path) -> None:
     with pytest.raises(DataError, match="no 'train' channel"):
         load_datasets({"validation": sample_data})
@@ -348,3 +371,25 @@ def test_any_title_without_tab_or_newline_reads_back_in_its_own_row(titles: list
     assert rows.bad_counts.get("empty_title", 0) == len(titles) - len(kept)
     assert sum(rows.bad_counts.values()) == len(titles) - len(kept)
     assert rows.lines_read == len(titles)
+
+
+def test_the_facade_exports_every_name_the_house_imports_from_the_data_package() -> None:
+    """Callers import ``training.data`` only; its ``__all__`` holds every name they use."""
+    import ast
+
+    import training.data
+    from devtools.paths import REPO_ROOT
+
+    imported: set[str] = set()
+    for folder in ("training", "tests", "benchmarks", "scripts", "devtools", "deploy"):
+        for path in (REPO_ROOT / folder).rglob("*.py"):
+            if path.is_relative_to(REPO_ROOT / "training" / "data"):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "training.data"
+                ):
+                    assert node.module == "training.data", f"{path} imports {node.module}"
+                    imported.update(alias.name for alias in node.names)
+    assert imported <= set(training.data.__all__)
+    assert all(hasattr(training.data, name) for name in training.data.__all__)

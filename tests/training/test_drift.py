@@ -20,8 +20,9 @@ import pytest
 
 from devtools.artifacts import minilm_dir
 from model_artifact import INFO_FILE, ArtifactInfo
+from training.captured_traffic import read_traffic
 from training.data import load_datasets
-from training.drift import EXIT_DRIFT, EXIT_UNUSABLE, main, read_traffic
+from training.drift import EXIT_DRIFT, EXIT_UNUSABLE, main
 from training.eda import write_eda_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

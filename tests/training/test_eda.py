@@ -9,8 +9,9 @@ import pytest
 
 from devtools.artifacts import minilm_dir
 from tests.training.tricky_titles import TRICKY
+from training.chunk_tokenize import count_tokens
 from training.data import DataSummary, Splits, load_datasets
-from training.eda import count_tokens, main, write_eda_report
+from training.eda import main, write_eda_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -15,8 +15,9 @@ from pathlib import Path
 from devtools.artifacts import minilm_dir
 from devtools.paths import REPO_ROOT, SAMPLE_DATA
 from devtools.processes import offline_env
+from training.chunk_tokenize import count_tokens, count_tokens_with
 from training.data import load_input
-from training.eda import count_tokens, count_tokens_with, load_tokenizer, write_eda_report
+from training.eda import load_tokenizer, write_eda_report
 
 
 def test_a_loaded_tokenizer_counts_as_its_directory_does() -> None:
