@@ -136,7 +136,7 @@ def tokenizer_rows(
     wall, cpu, _ = measure(lambda: count_tokens(titles, tokenizer_path), repeat)
     rows.append(
         (
-            "token counts for the report (`eda.count_tokens`, per-chunk cache)",
+            "token counts for the report (`chunk_tokenize.count_tokens`, per-chunk cache)",
             wall,
             cpu,
             f"{len(titles) / wall:,.0f} titles/s",
