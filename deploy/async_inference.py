@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
 
-# A module import: deploy.endpoint imports this module too, for the endpoint config.
-from deploy import endpoint as endpoint_ops
+from deploy import scaling
 from deploy.errors import AwsError, DeployError, JobFailedError, error_code
 
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ def attach_autoscaling(
 ) -> None:
     """0..max_capacity instances: track the backlog, and wake a fleet of zero on a backlog."""
     endpoint = settings.endpoint_name
-    resource = endpoint_ops.resource_id(endpoint)
+    resource = scaling.resource_id(endpoint)
     tracking: TargetTrackingScalingPolicyConfigurationTypeDef = {
         "TargetValue": settings.async_target_backlog,
         "CustomizedMetricSpecification": {
@@ -109,7 +108,7 @@ def attach_autoscaling(
         autoscaling.register_scalable_target(
             ServiceNamespace="sagemaker",
             ResourceId=resource,
-            ScalableDimension=endpoint_ops.SCALABLE_DIMENSION,
+            ScalableDimension=scaling.SCALABLE_DIMENSION,
             MinCapacity=0,
             MaxCapacity=settings.max_capacity,
         )
@@ -117,7 +116,7 @@ def attach_autoscaling(
             PolicyName=backlog_policy_name(endpoint),
             ServiceNamespace="sagemaker",
             ResourceId=resource,
-            ScalableDimension=endpoint_ops.SCALABLE_DIMENSION,
+            ScalableDimension=scaling.SCALABLE_DIMENSION,
             PolicyType="TargetTrackingScaling",
             TargetTrackingScalingPolicyConfiguration=tracking,
         )
@@ -125,7 +124,7 @@ def attach_autoscaling(
             PolicyName=scale_from_zero_policy_name(endpoint),
             ServiceNamespace="sagemaker",
             ResourceId=resource,
-            ScalableDimension=endpoint_ops.SCALABLE_DIMENSION,
+            ScalableDimension=scaling.SCALABLE_DIMENSION,
             PolicyType="StepScaling",
             StepScalingPolicyConfiguration={
                 "AdjustmentType": "ChangeInCapacity",
