@@ -154,12 +154,11 @@ def attach_autoscaling(
 
 @dataclass(frozen=True)
 class AsyncResult:
-    """Where the answer is and what it says; ``failed`` when SageMaker wrote an error."""
+    """Where the answer is and what it says (a failure raises ``JobFailedError`` instead)."""
 
     inference_id: str
     location: str
     body: bytes
-    failed: bool
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -211,7 +210,7 @@ def invoke_async(
         try:
             answer = _read_if_present(s3, output)
             if answer is not None:
-                return AsyncResult(queued["InferenceId"], output, answer, failed=False)
+                return AsyncResult(queued["InferenceId"], output, answer)
             error_body = _read_if_present(s3, failure) if failure else None
         except ClientError as error:
             raise AwsError.from_client_error(error) from error
