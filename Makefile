@@ -48,7 +48,7 @@ images-test: setup
 	@docker info >/dev/null 2>&1 || docker/install-build-tools.sh
 	$(BIN)/python -m pip install --quiet --require-hashes -r tests/docker/compose-requirements.txt
 	$(BIN)/python -m tests.docker.engine
-	IMAGES_TEST=1 $(BIN)/python -m pytest -o timeout=900 tests/docker/test_images.py \
+	IMAGES_TEST=1 $(BIN)/python -m pytest -o timeout=900 tests/docker/images \
 		tests/docker/test_compose.py::test_docker_compose_config_accepts_the_files
 
 # Rewrite the hash-pinned lock files of the images (docker/locks/*.txt) from pyproject.toml

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
 
-# A module import: deploy.endpoint imports this module too, for the endpoint config.
-from deploy import endpoint as endpoint_ops
+from deploy import scaling
 from deploy.errors import AwsError, DeployError, JobFailedError, error_code
 
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ def attach_autoscaling(
 ) -> None:
     """0..max_capacity instances: track the backlog, and wake a fleet of zero on a backlog."""
     endpoint = settings.endpoint_name
-    resource = endpoint_ops.resource_id(endpoint)
+    resource = scaling.resource_id(endpoint)
     tracking: TargetTrackingScalingPolicyConfigurationTypeDef = {
         "TargetValue": settings.async_target_backlog,
         "CustomizedMetricSpecification": {
@@ -109,7 +108,7 @@ def attach_autoscaling(
         autoscaling.register_scalable_target(
             ServiceNamespace="sagemaker",
             ResourceId=resource,
-            ScalableDimension=endpoint_ops.SCALABLE_DIMENSION,
+            ScalableDimension=scaling.SCALABLE_DIMENSION,
             MinCapacity=0,
             MaxCapacity=settings.max_capacity,
         )
@@ -117,7 +116,7 @@ def attach_autoscaling(
             PolicyName=backlog_policy_name(endpoint),
             ServiceNamespace="sagemaker",
             ResourceId=resource,
-            ScalableDimension=endpoint_ops.SCALABLE_DIMENSION,
+            ScalableDimension=scaling.SCALABLE_DIMENSION,
             PolicyType="TargetTrackingScaling",
             TargetTrackingScalingPolicyConfiguration=tracking,
         )
@@ -125,7 +124,7 @@ def attach_autoscaling(
             PolicyName=scale_from_zero_policy_name(endpoint),
             ServiceNamespace="sagemaker",
             ResourceId=resource,
-            ScalableDimension=endpoint_ops.SCALABLE_DIMENSION,
+            ScalableDimension=scaling.SCALABLE_DIMENSION,
             PolicyType="StepScaling",
             StepScalingPolicyConfiguration={
                 "AdjustmentType": "ChangeInCapacity",
@@ -155,12 +154,11 @@ def attach_autoscaling(
 
 @dataclass(frozen=True)
 class AsyncResult:
-    """Where the answer is and what it says; ``failed`` when SageMaker wrote an error."""
+    """Where the answer is and what it says (a failure raises ``JobFailedError`` instead)."""
 
     inference_id: str
     location: str
     body: bytes
-    failed: bool
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -212,7 +210,7 @@ def invoke_async(
         try:
             answer = _read_if_present(s3, output)
             if answer is not None:
-                return AsyncResult(queued["InferenceId"], output, answer, failed=False)
+                return AsyncResult(queued["InferenceId"], output, answer)
             error_body = _read_if_present(s3, failure) if failure else None
         except ClientError as error:
             raise AwsError.from_client_error(error) from error

@@ -10,6 +10,10 @@ An update keeps the variant's current instance count (``RetainAllVariantProperti
 endpoint that autoscaling has grown is not shrunk to ``InitialInstanceCount`` by a deploy.
 SageMaker rolls a failed update back and reports the endpoint ``InService`` on the old
 config with a ``FailureReason``; that is a failed deploy here, not a success.
+
+This module runs a deploy and waits for it; what it creates is built in
+deploy/endpoint_config.py, the scaling it attaches, detaches and restores is in
+deploy/scaling.py, and a guarded update's traffic shifting and alarms in deploy/rollout.py.
 """
 
 from __future__ import annotations
@@ -17,36 +21,30 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Final, Literal, cast
+from typing import TYPE_CHECKING, Literal
 
 from botocore.exceptions import ClientError, WaiterError
 
 from deploy import async_inference, rollout
-from deploy.capture import data_capture_config
+from deploy.endpoint_config import endpoint_config_request, hosting_of, model_request, resource_name
 from deploy.errors import AwsError, ConfigError, DeployError, JobFailedError, error_code
-from deploy.names import timestamped_name
+from deploy.names import VARIANT_NAME
+from deploy.scaling import (
+    ScalingSnapshot,
+    attach_autoscaling,
+    remove_autoscaling,
+    restore_autoscaling,
+    snapshot_autoscaling,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
-    from mypy_boto3_application_autoscaling.type_defs import (
-        PutScalingPolicyRequestTypeDef,
-        ScalableTargetTypeDef,
-        ScalingPolicyTypeDef,
-    )
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_sagemaker import SageMakerClient
-    from mypy_boto3_sagemaker.literals import (
-        ProductionVariantInferenceAmiVersionType,
-        ProductionVariantInstanceTypeType,
-    )
     from mypy_boto3_sagemaker.type_defs import (
-        ContainerDefinitionTypeDef,
-        CreateEndpointConfigInputTypeDef,
-        CreateModelInputTypeDef,
         DeploymentConfigTypeDef,
         DescribeEndpointConfigOutputTypeDef,
         DescribeEndpointOutputTypeDef,
-        ProductionVariantTypeDef,
         UpdateEndpointInputTypeDef,
     )
 
@@ -54,96 +52,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-VARIANT_NAME = "AllTraffic"
-SCALABLE_DIMENSION: Final = "sagemaker:variant:DesiredInstanceCount"
 BUSY_STATUSES = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
-
-
-def resource_id(endpoint_name: str) -> str:
-    """Application Auto Scaling's id of the endpoint's one variant."""
-    return f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}"
-
-
-def policy_name(endpoint_name: str) -> str:
-    return f"{endpoint_name}-invocations-per-instance"
-
-
-def resource_name(settings: DeploySettings, now: datetime | None = None) -> str:
-    """``<endpoint>-YYYYmmdd-HHMMSS``, the name of one deploy's model and endpoint config."""
-    return timestamped_name(settings.endpoint_name, now)
-
-
-def model_request(
-    settings: DeploySettings, *, name: str, image_uri: str, model_data: str
-) -> CreateModelInputTypeDef:
-    # SageMaker downloads and unpacks model.tar.gz into /opt/ml/model before start-up.
-    container: ContainerDefinitionTypeDef = {
-        "Image": image_uri,
-        "ModelDataUrl": model_data,
-        "Mode": "SingleModel",
-    }
-    if settings.hosting == "async":
-        # Async requests come from S3, up to 1 GB, with up to 900 s each: the server raises
-        # its body limit and deadline to match (docs/serving.md, SERVE_ASYNC_INFERENCE).
-        container["Environment"] = {"SERVE_ASYNC_INFERENCE": "true"}
-    return {
-        "ModelName": name,
-        "ExecutionRoleArn": settings.require_role(),
-        "PrimaryContainer": container,
-        "Tags": [{"Key": "project", "Value": settings.name}],
-    }
-
-
-def endpoint_config_request(
-    settings: DeploySettings, *, name: str, model_name: str
-) -> CreateEndpointConfigInputTypeDef:
-    """One variant: instances (real-time or async) or Serverless Inference's memory size."""
-    variant: ProductionVariantTypeDef = {"VariantName": VARIANT_NAME, "ModelName": model_name}
-    if settings.hosting == "serverless":
-        # No instance type, count, health-check or download timeouts: SageMaker refuses them
-        # next to ServerlessConfig, and bills memory x seconds of requests only.
-        variant["ServerlessConfig"] = {
-            "MemorySizeInMB": settings.serverless_memory_mb,
-            "MaxConcurrency": settings.serverless_max_concurrency,
-        }
-    else:
-        variant.update(
-            {
-                "InstanceType": cast("ProductionVariantInstanceTypeType", settings.instance_type),
-                "InitialInstanceCount": settings.initial_instance_count,
-                "InitialVariantWeight": 1.0,
-                # Loading the model (and CUDA) takes a while; /ping answers 200 only when ready.
-                "ContainerStartupHealthCheckTimeoutInSeconds": (
-                    settings.startup_health_check_timeout_s
-                ),
-                "ModelDataDownloadTimeoutInSeconds": settings.model_download_timeout_s,
-            }
-        )
-    if settings.gpu_endpoint:
-        # Pins the host's NVIDIA driver so the CUDA 12 image finds one that supports it.
-        variant["InferenceAmiVersion"] = cast(
-            "ProductionVariantInferenceAmiVersionType", settings.inference_ami_version
-        )
-    request: CreateEndpointConfigInputTypeDef = {
-        "EndpointConfigName": name,
-        "ProductionVariants": [variant],
-        "Tags": [{"Key": "project", "Value": settings.name}],
-    }
-    if settings.hosting == "async":
-        request["AsyncInferenceConfig"] = async_inference.async_inference_config(settings)
-    capture = data_capture_config(settings)
-    if capture is not None:
-        request["DataCaptureConfig"] = capture
-    return request
-
-
-def hosting_of(config: DescribeEndpointConfigOutputTypeDef) -> str:
-    """``realtime``, ``serverless`` or ``async``: how an existing endpoint config hosts."""
-    if config.get("AsyncInferenceConfig"):
-        return "async"
-    if any("ServerlessConfig" in v for v in config["ProductionVariants"]):
-        return "serverless"
-    return "realtime"
 
 
 def describe_endpoint(
@@ -422,121 +331,3 @@ def wait_in_service(
         status = described["EndpointStatus"] if described else "missing"
         raise JobFailedError(f"endpoint {endpoint} is {status}: {reason}") from error
     return "InService"
-
-
-def attach_autoscaling(autoscaling: ApplicationAutoScalingClient, settings: DeploySettings) -> None:
-    """Target tracking on invocations per instance, between min and max capacity."""
-    endpoint = settings.endpoint_name
-    try:
-        autoscaling.register_scalable_target(
-            ServiceNamespace="sagemaker",
-            ResourceId=resource_id(endpoint),
-            ScalableDimension=SCALABLE_DIMENSION,
-            MinCapacity=settings.min_capacity,
-            MaxCapacity=settings.max_capacity,
-        )
-        autoscaling.put_scaling_policy(
-            PolicyName=policy_name(endpoint),
-            ServiceNamespace="sagemaker",
-            ResourceId=resource_id(endpoint),
-            ScalableDimension=SCALABLE_DIMENSION,
-            PolicyType="TargetTrackingScaling",
-            TargetTrackingScalingPolicyConfiguration={
-                "TargetValue": settings.target_invocations,
-                "PredefinedMetricSpecification": {
-                    "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
-                },
-                "ScaleInCooldown": settings.scale_in_cooldown_s,
-                "ScaleOutCooldown": settings.scale_out_cooldown_s,
-            },
-        )
-    except ClientError as error:
-        raise AwsError.from_client_error(error) from error
-
-
-def scaling_policies(autoscaling: ApplicationAutoScalingClient, endpoint: str) -> list[str]:
-    described = autoscaling.describe_scaling_policies(
-        ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint)
-    )
-    return [policy["PolicyName"] for policy in described["ScalingPolicies"]]
-
-
-def scalable_target_registered(autoscaling: ApplicationAutoScalingClient, endpoint: str) -> bool:
-    described = autoscaling.describe_scalable_targets(
-        ServiceNamespace="sagemaker", ResourceIds=[resource_id(endpoint)]
-    )
-    return bool(described["ScalableTargets"])
-
-
-def remove_autoscaling(autoscaling: ApplicationAutoScalingClient, endpoint: str) -> None:
-    """Delete the endpoint's scaling policies, then deregister its scalable target."""
-    for name in scaling_policies(autoscaling, endpoint):
-        autoscaling.delete_scaling_policy(
-            PolicyName=name,
-            ServiceNamespace="sagemaker",
-            ResourceId=resource_id(endpoint),
-            ScalableDimension=SCALABLE_DIMENSION,
-        )
-    if scalable_target_registered(autoscaling, endpoint):
-        autoscaling.deregister_scalable_target(
-            ServiceNamespace="sagemaker",
-            ResourceId=resource_id(endpoint),
-            ScalableDimension=SCALABLE_DIMENSION,
-        )
-
-
-@dataclass(frozen=True)
-class ScalingSnapshot:
-    """An endpoint's scalable target and policies as Application Auto Scaling describes them."""
-
-    targets: tuple[ScalableTargetTypeDef, ...]
-    policies: tuple[ScalingPolicyTypeDef, ...]
-
-    def __str__(self) -> str:
-        return ", ".join(t["ResourceId"] for t in self.targets) or "nothing"
-
-
-def snapshot_autoscaling(
-    autoscaling: ApplicationAutoScalingClient, endpoint: str
-) -> ScalingSnapshot:
-    targets = autoscaling.describe_scalable_targets(
-        ServiceNamespace="sagemaker", ResourceIds=[resource_id(endpoint)]
-    )["ScalableTargets"]
-    policies = autoscaling.describe_scaling_policies(
-        ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint)
-    )["ScalingPolicies"]
-    return ScalingSnapshot(targets=tuple(targets), policies=tuple(policies))
-
-
-# The policy fields PutScalingPolicy takes back from DescribeScalingPolicies' answer.
-_POLICY_CONFIGURATIONS = (
-    "StepScalingPolicyConfiguration",
-    "TargetTrackingScalingPolicyConfiguration",
-    "PredictiveScalingPolicyConfiguration",
-)
-
-
-def restore_autoscaling(
-    autoscaling: ApplicationAutoScalingClient, snapshot: ScalingSnapshot
-) -> None:
-    """Register the snapshot's targets and put its policies, as they were."""
-    for target in snapshot.targets:
-        autoscaling.register_scalable_target(
-            ServiceNamespace=target["ServiceNamespace"],
-            ResourceId=target["ResourceId"],
-            ScalableDimension=target["ScalableDimension"],
-            MinCapacity=target["MinCapacity"],
-            MaxCapacity=target["MaxCapacity"],
-        )
-    for policy in snapshot.policies:
-        request: PutScalingPolicyRequestTypeDef = {
-            "PolicyName": policy["PolicyName"],
-            "ServiceNamespace": policy["ServiceNamespace"],
-            "ResourceId": policy["ResourceId"],
-            "ScalableDimension": policy["ScalableDimension"],
-            "PolicyType": policy["PolicyType"],
-        }
-        for key in _POLICY_CONFIGURATIONS:
-            if key in policy:
-                request[key] = policy[key]  # type: ignore[literal-required]
-        autoscaling.put_scaling_policy(**request)

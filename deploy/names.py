@@ -15,6 +15,8 @@ STAMP_FORMAT = "%Y%m%d-%H%M%S"
 _STAMP_LENGTH = len("20260101-000000")
 # SageMaker's limit on job, model and endpoint-config names.
 MAX_NAME_LENGTH = 63
+# The one production variant of every endpoint config this tool creates.
+VARIANT_NAME = "AllTraffic"
 
 
 def timestamped_name(base: str, now: datetime | None = None) -> str:

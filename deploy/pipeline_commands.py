@@ -23,7 +23,7 @@ from deploy.pipeline import (
 from deploy.pipeline_gate import APPROVED, PENDING, REJECTED
 
 if TYPE_CHECKING:
-    from deploy.cli import Context
+    from deploy.commands import Context
 
 __all__ = ["ACTIONS", "Images", "approve", "local", "start", "status", "upsert"]
 

@@ -28,8 +28,8 @@ from typing import Any
 
 from deploy.errors import ConfigError, JobFailedError
 from deploy.model_registry import LocalPackage, LocalRegistry
-from deploy.pipeline import CONTENT_TYPES, EVALUATE, FIXED_HYPERPARAMETERS, PREPARE, TRAIN
 from deploy.pipeline_gate import GateResult, decide
+from deploy.pipeline_steps import CONTENT_TYPES, EVALUATE, FIXED_HYPERPARAMETERS, PREPARE, TRAIN
 
 GATE = "Gate"
 REGISTER = "Register"

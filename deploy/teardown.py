@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, TextIO
 
 from botocore.exceptions import ClientError
 
-from deploy import async_inference, rollout
-from deploy import endpoint as endpoint_ops
+from deploy import async_inference, rollout, scaling
+from deploy.endpoint import describe_endpoint
 from deploy.errors import AwsError, DeployError, error_code
-from deploy.names import is_timestamped_name
+from deploy.names import VARIANT_NAME, is_timestamped_name
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
@@ -82,11 +82,11 @@ def plan_teardown(aws: AwsClients, settings: DeploySettings) -> TeardownPlan:
     try:
         if settings.stack_name and _project_stack(aws, settings):
             plan.stack = settings.stack_name
-        plan.scaling_policies = endpoint_ops.scaling_policies(aws.autoscaling, endpoint)
-        if endpoint_ops.scalable_target_registered(aws.autoscaling, endpoint):
-            plan.scalable_target = endpoint_ops.resource_id(endpoint)
+        plan.scaling_policies = scaling.scaling_policies(aws.autoscaling, endpoint)
+        if scaling.scalable_target_registered(aws.autoscaling, endpoint):
+            plan.scalable_target = scaling.resource_id(endpoint)
         plan.alarms = _alarms(aws, endpoint)
-        described = endpoint_ops.describe_endpoint(aws.sagemaker, endpoint)
+        described = describe_endpoint(aws.sagemaker, endpoint)
         if described is not None:
             if not _tagged(aws.sagemaker, described["EndpointArn"], settings.name):
                 raise NotOursError(
@@ -168,7 +168,7 @@ def _configs_in_use(sagemaker: SageMakerClient, *, exclude: str) -> dict[str, st
             name = summary["EndpointName"]
             if name == exclude:
                 continue
-            described = endpoint_ops.describe_endpoint(sagemaker, name)
+            described = describe_endpoint(sagemaker, name)
             if described is None:
                 continue  # deleted since the listing
             in_use[described["EndpointConfigName"]] = name
@@ -181,7 +181,7 @@ def _configs_in_use(sagemaker: SageMakerClient, *, exclude: str) -> dict[str, st
 def _alarms(aws: AwsClients, endpoint: str) -> list[str]:
     """The alarms ``deploy`` creates for this endpoint (rollback, async scale-from-zero)."""
     names = [
-        *rollout.alarm_names(endpoint, endpoint_ops.VARIANT_NAME),
+        *rollout.alarm_names(endpoint, VARIANT_NAME),
         async_inference.scale_from_zero_alarm_name(endpoint),
     ]
     found = aws.cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
@@ -230,7 +230,7 @@ def execute_teardown(aws: AwsClients, settings: DeploySettings, plan: TeardownPl
             logger.info("deleting stack %s", plan.stack)
             aws.cloudformation.delete_stack(StackName=plan.stack)
         if plan.scaling_policies or plan.scalable_target:
-            endpoint_ops.remove_autoscaling(aws.autoscaling, endpoint)
+            scaling.remove_autoscaling(aws.autoscaling, endpoint)
         if plan.alarms:
             aws.cloudwatch.delete_alarms(AlarmNames=plan.alarms)
         if plan.endpoint:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final, Literal, cast
 
 from botocore.exceptions import ClientError
 
-from deploy.endpoint import model_request
+from deploy.endpoint_config import model_request
 from deploy.errors import AwsError, ConfigError, JobFailedError
 from deploy.names import timestamped_name
 from deploy.settings import is_gpu_instance

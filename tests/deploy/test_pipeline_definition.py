@@ -17,7 +17,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from deploy import pipeline, pipeline_gate
+from deploy import pipeline, pipeline_gate, pipeline_steps
 from deploy.pipeline import Images, build_pipeline
 from tests.deploy.pipeline_support import keep_sdk_local
 from tests.deploy.support import BUCKET, REGION, ROLE_ARN, make_settings
@@ -90,20 +90,20 @@ def _validate(operation: str, request: dict[str, Any]) -> None:
 def test_steps_run_prepare_train_evaluate_then_the_gate(definition: dict[str, Any]) -> None:
     top = [(step["Name"], step["Type"]) for step in definition["Steps"]]
     assert top == [
-        (pipeline.PREPARE, "Processing"),
-        (pipeline.TRAIN, "Training"),
-        (pipeline.EVALUATE, "Processing"),
-        (pipeline.GATE_BASELINE, "Condition"),
+        (pipeline_steps.PREPARE, "Processing"),
+        (pipeline_steps.TRAIN, "Training"),
+        (pipeline_steps.EVALUATE, "Processing"),
+        (pipeline_steps.GATE_BASELINE, "Condition"),
     ]
     steps = _steps(definition["Steps"])
     # The order comes from data: train reads prepare's output, evaluate reads both.
-    assert _references(steps[pipeline.TRAIN]["Arguments"]) >= {
+    assert _references(steps[pipeline_steps.TRAIN]["Arguments"]) >= {
         "Steps.Prepare.ProcessingOutputConfig.Outputs['prepared'].S3Output.S3Uri"
     }
-    evaluate_refs = _references(steps[pipeline.EVALUATE]["Arguments"])
+    evaluate_refs = _references(steps[pipeline_steps.EVALUATE]["Arguments"])
     assert "Steps.Train.ModelArtifacts.S3ModelArtifacts" in evaluate_refs
     assert "Parameters.ApprovedModelData" in evaluate_refs
-    for name in (pipeline.REGISTER_APPROVED, pipeline.REGISTER_PENDING):
+    for name in (pipeline_steps.REGISTER_APPROVED, pipeline_steps.REGISTER_PENDING):
         assert "Steps.Train.ModelArtifacts.S3ModelArtifacts" in _references(
             steps[name]["Arguments"]
         )
@@ -124,7 +124,7 @@ def test_parameters_cover_data_hyperparameters_and_approval(definition: dict[str
         "Type": "Boolean",
         "DefaultValue": False,
     }
-    train = _steps(definition["Steps"])[pipeline.TRAIN]["Arguments"]
+    train = _steps(definition["Steps"])[pipeline_steps.TRAIN]["Arguments"]
     hyperparameters = train["HyperParameters"]
     assert hyperparameters["epochs"] == {"Get": "Parameters.Epochs"}
     assert hyperparameters["model_name_or_path"] == {"Get": "Parameters.BaseModel"}
@@ -136,7 +136,7 @@ def test_parameters_cover_data_hyperparameters_and_approval(definition: dict[str
 def test_the_training_step_is_spot_with_checkpoints_and_the_project_image(
     definition: dict[str, Any],
 ) -> None:
-    train = _steps(definition["Steps"])[pipeline.TRAIN]["Arguments"]
+    train = _steps(definition["Steps"])[pipeline_steps.TRAIN]["Arguments"]
     assert train["AlgorithmSpecification"]["TrainingImage"] == IMAGES.train
     assert train["EnableManagedSpotTraining"] is True
     assert (
@@ -154,8 +154,8 @@ def test_the_training_step_is_spot_with_checkpoints_and_the_project_image(
 
 def test_processing_steps_run_the_training_image_modules(definition: dict[str, Any]) -> None:
     steps = _steps(definition["Steps"])
-    prepare = steps[pipeline.PREPARE]["Arguments"]
-    evaluate = steps[pipeline.EVALUATE]["Arguments"]
+    prepare = steps[pipeline_steps.PREPARE]["Arguments"]
+    evaluate = steps[pipeline_steps.EVALUATE]["Arguments"]
     assert prepare["AppSpecification"]["ImageUri"] == IMAGES.train
     assert prepare["AppSpecification"]["ContainerEntrypoint"] == [
         "python", "-m", "training.prepare",
@@ -166,7 +166,7 @@ def test_processing_steps_run_the_training_image_modules(definition: dict[str, A
     assert evaluate["AppSpecification"]["ContainerEntrypoint"] == [
         "python", "-m", "training.evaluate_candidate",
     ]  # fmt: skip
-    assert steps[pipeline.EVALUATE]["PropertyFiles"] == [
+    assert steps[pipeline_steps.EVALUATE]["PropertyFiles"] == [
         {
             "PropertyFileName": "Evaluation",
             "OutputName": "evaluation",
@@ -181,17 +181,17 @@ def test_the_gate_fails_worse_than_baseline_and_approves_only_when_asked(
     definition: dict[str, Any],
 ) -> None:
     steps = _steps(definition["Steps"])
-    outer = steps[pipeline.GATE_BASELINE]["Arguments"]
+    outer = steps[pipeline_steps.GATE_BASELINE]["Arguments"]
     (baseline_condition,) = outer["Conditions"]
     assert baseline_condition["Type"] == "GreaterThanOrEqualTo"
     assert baseline_condition["LeftValue"]["Std:JsonGet"]["Path"] == (
         pipeline_gate.BASELINE_DIFFERENCE
     )
     assert baseline_condition["RightValue"] == 0
-    assert [s["Name"] for s in outer["IfSteps"]] == [pipeline.GATE_APPROVAL]
-    assert [(s["Name"], s["Type"]) for s in outer["ElseSteps"]] == [(pipeline.FAIL, "Fail")]
+    assert [s["Name"] for s in outer["IfSteps"]] == [pipeline_steps.GATE_APPROVAL]
+    assert [(s["Name"], s["Type"]) for s in outer["ElseSteps"]] == [(pipeline_steps.FAIL, "Fail")]
 
-    inner = steps[pipeline.GATE_APPROVAL]["Arguments"]
+    inner = steps[pipeline_steps.GATE_APPROVAL]["Arguments"]
     interval, auto = inner["Conditions"]
     assert (interval["Type"], interval["RightValue"]) == ("GreaterThan", 0)
     assert interval["LeftValue"]["Std:JsonGet"]["Path"] == pipeline_gate.INTERVAL_LOW
@@ -200,8 +200,8 @@ def test_the_gate_fails_worse_than_baseline_and_approves_only_when_asked(
         "LeftValue": {"Get": "Parameters.AutoApprove"},
         "RightValue": True,
     }
-    assert [s["Name"] for s in inner["IfSteps"]] == [pipeline.REGISTER_APPROVED]
-    assert [s["Name"] for s in inner["ElseSteps"]] == [pipeline.REGISTER_PENDING]
+    assert [s["Name"] for s in inner["IfSteps"]] == [pipeline_steps.REGISTER_APPROVED]
+    assert [s["Name"] for s in inner["ElseSteps"]] == [pipeline_steps.REGISTER_PENDING]
 
 
 def test_registration_names_both_images_metrics_and_the_data_hash(
@@ -210,8 +210,8 @@ def test_registration_names_both_images_metrics_and_the_data_hash(
     steps = _steps(definition["Steps"])
     settings = make_settings()
     for name, status in (
-        (pipeline.REGISTER_APPROVED, "Approved"),
-        (pipeline.REGISTER_PENDING, "PendingManualApproval"),
+        (pipeline_steps.REGISTER_APPROVED, "Approved"),
+        (pipeline_steps.REGISTER_PENDING, "PendingManualApproval"),
     ):
         step = steps[name]
         assert step["Type"] == "RegisterModel"
@@ -235,5 +235,5 @@ def test_registration_names_both_images_metrics_and_the_data_hash(
 
 def test_every_step_role_is_the_execution_role(definition: dict[str, Any]) -> None:
     steps = _steps(definition["Steps"])
-    for name in (pipeline.PREPARE, pipeline.TRAIN, pipeline.EVALUATE):
+    for name in (pipeline_steps.PREPARE, pipeline_steps.TRAIN, pipeline_steps.EVALUATE):
         assert steps[name]["Arguments"]["RoleArn"] == ROLE_ARN

@@ -11,7 +11,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from deploy import cli, endpoint, rollout, teardown
+from deploy import cli, endpoint_config, rollout, scaling, teardown
 from deploy.aws import AwsClients
 from deploy.teardown import NotOursError
 from tests.deploy.support import BUCKET, Recorded, common_flags, factory, make_settings
@@ -32,18 +32,18 @@ def _deploy_twice(aws: AwsClients) -> None:
     settings = make_settings(instance_type="ml.c5.xlarge")
     for i in range(2):
         name = f"news-classifier-2026010{i}-000000"
-        aws.sagemaker.create_model(**endpoint.model_request(
+        aws.sagemaker.create_model(**endpoint_config.model_request(
             settings, name=name, image_uri="img", model_data=f"s3://{BUCKET}/m.tar.gz"
         ))  # fmt: skip
         aws.sagemaker.create_endpoint_config(
-            **endpoint.endpoint_config_request(settings, name=name, model_name=name)
+            **endpoint_config.endpoint_config_request(settings, name=name, model_name=name)
         )
     aws.sagemaker.create_endpoint(
         EndpointName="news-classifier",
         EndpointConfigName="news-classifier-20260101-000000",
         Tags=PROJECT_TAG,
     )
-    endpoint.attach_autoscaling(aws.autoscaling, settings)
+    scaling.attach_autoscaling(aws.autoscaling, settings)
     aws.sagemaker.create_model(
         ModelName="someone-elses-model", ExecutionRoleArn=settings.require_role(),
         PrimaryContainer={"Image": "img"},
@@ -214,11 +214,11 @@ def test_a_stack_fronting_another_endpoint_is_refused_before_anything_is_deleted
 def test_an_endpoint_without_the_project_tag_is_refused(aws: AwsClients, moto_url: str) -> None:
     settings = make_settings(instance_type="ml.c5.xlarge")
     name = "news-classifier-20260101-000000"
-    aws.sagemaker.create_model(**endpoint.model_request(
+    aws.sagemaker.create_model(**endpoint_config.model_request(
         settings, name=name, image_uri="img", model_data=f"s3://{BUCKET}/m.tar.gz"
     ))  # fmt: skip
     aws.sagemaker.create_endpoint_config(
-        **endpoint.endpoint_config_request(settings, name=name, model_name=name)
+        **endpoint_config.endpoint_config_request(settings, name=name, model_name=name)
     )
     aws.sagemaker.create_endpoint(EndpointName="news-classifier", EndpointConfigName=name)
 
