@@ -19,7 +19,7 @@ import pytest
 from devtools.artifacts import LABELS
 from devtools.paths import SAMPLE_DATA
 from devtools.processes import free_port, wait_for_ping
-from tests.docker.support import Image
+from tests.docker.support import TINY_JOB, Image
 
 # The fake interpreter of the dispatch tests: it records how it was started, then exits 0.
 FAKE_PYTHON = """#!/bin/sh
@@ -371,19 +371,7 @@ def test_train_writes_a_model_artifact(
     image = Image.load("train")
     program = image.lay_out_program(tmp_path / "program")
     base_dir = tmp_path / "opt_ml"
-    lay_out_training_job(
-        base_dir,
-        {
-            "max_steps": "2",
-            "max_train_rows": "64",
-            "max_eval_rows": "64",
-            "batch_size": "16",
-            "max_length": "32",
-            "run_baseline": "false",
-            "eda": "false",
-            "misclassified_examples": "0",
-        },
-    )
+    lay_out_training_job(base_dir, TINY_JOB)
     (base_dir / "input" / "config" / "inputdataconfig.json").write_text(
         json.dumps({"train": {"TrainingInputMode": "File"}})
     )

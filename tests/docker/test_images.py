@@ -39,6 +39,7 @@ from tests.docker.engine import (
     image_name,
     log,
 )
+from tests.docker.support import TINY_JOB
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("IMAGES_TEST") != "1",
@@ -47,16 +48,6 @@ pytestmark = pytest.mark.skipif(
 
 SERVING_TARGETS = ("serve-cpu", "serve")
 SERVING_PORT = 9090  # not the default 8080: SAGEMAKER_BIND_TO_PORT must be honoured
-TINY_JOB = {
-    "max_steps": "2",
-    "max_train_rows": "64",
-    "max_eval_rows": "64",
-    "batch_size": "16",
-    "max_length": "32",
-    "run_baseline": "false",
-    "eda": "false",
-    "misclassified_examples": "0",
-}
 
 
 @pytest.fixture(scope="session")
