@@ -26,8 +26,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 # Trains on the committed sample through the SageMaker training contract, serves the model,
 # and classifies headlines through the Lambda handler path. Offline, a few minutes on 2 CPUs.
+# Prints the steps, their timings and the predictions; the logs go to .demo/logs.
 demo: setup
-	$(BIN)/python scripts/demo.py
+	@$(BIN)/python scripts/demo.py
 
 # Lint, type-check, the whole test suite, then the images built and smoke-tested
 # (`images-test`, see IMAGES above): exactly what .ci/run runs.

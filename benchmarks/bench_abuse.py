@@ -42,14 +42,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench_serving import (
-    REPO_ROOT,
-    Server,
-    build_minilm_artifact,
-    free_port,
-    headlines,
-    offline_env,
-)
+from bench_serving import build_minilm_artifact
+
+from devtools.data import headlines
+from devtools.paths import REPO_ROOT
+from devtools.processes import ServerProcess, start_model_server, stop_model_server
 
 MIB = 1024 * 1024
 
@@ -131,7 +128,7 @@ def _burst(port: int, bodies: Sequence[bytes], timeout: float) -> list[tuple[int
 
 
 def case(
-    name: str, server: Server, rss: RssSampler, bodies: Sequence[bytes], timeout: float
+    name: str, server: ServerProcess, rss: RssSampler, bodies: Sequence[bytes], timeout: float
 ) -> dict[str, Any]:
     before = rss.reset()
     started = time.perf_counter()
@@ -214,7 +211,7 @@ def closed_loop(port: int, body: bytes, clients: int, seconds: float) -> dict[st
 
 def flood(
     name: str,
-    server: Server,
+    server: ServerProcess,
     rss: RssSampler,
     body: bytes,
     *,
@@ -282,12 +279,10 @@ def server_limits(log: Path) -> tuple[int, int]:
 # ---------------------------------------------------------------- main
 
 
-def start_server(root: Path, base: Path, log: Path, **settings: str) -> Server:
+def start_server(root: Path, base: Path, log: Path, **settings: str) -> ServerProcess:
     """``python -m app`` run from ``root`` (the checkout under test)."""
-    port = free_port()
-    env = offline_env(SAGEMAKER_BASE_DIR=str(base), SAGEMAKER_BIND_TO_PORT=str(port), **settings)
-    env["PYTHONPATH"] = str(root)  # ahead of the installed (editable) checkout
-    return Server([sys.executable, "-m", "app"], env, port, log, cwd=root)
+    # PYTHONPATH: ahead of the installed (editable) checkout.
+    return start_model_server(base, log, timeout=300, cwd=root, PYTHONPATH=str(root), **settings)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -319,7 +314,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cases.append(case("at_the_limits", server, rss, [at_limits.encode()], args.timeout))
         print(json.dumps(cases[-1]), flush=True)
     finally:
-        server.stop()
+        stop_model_server(server)
         rss.stop()
     if args.no_flood:
         return report
@@ -354,7 +349,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             report["cases"].append(result)
             print(json.dumps(result), flush=True)
     finally:
-        server.stop()
+        stop_model_server(server)
         rss.stop()
     return report
 

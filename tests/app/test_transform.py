@@ -1,5 +1,5 @@
 """Batch Transform against the real ``python -m app`` process: the job's environment, the
-payloads SageMaker would send (tests/app/batch_transform.py), every line back in order.
+payloads SageMaker would send (devtools/batch_transform.py), every line back in order.
 
 Small on purpose (a shared 2-core CI machine); benchmarks/bench_transform.py runs the
 issue's sizes (100,000 lines at 6 MB, 5,000 single records) and measures the RSS.
@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from devtools.artifacts import build_tiny_artifact
+from devtools.batch_transform import transform
 from devtools.paths import SAMPLE_DATA
 from devtools.processes import ServerProcess, start_model_server, stop_model_server
-from tests.app.batch_transform import transform
 
 MAX_INSTANCES = 256
 # The emulated job's payload limit: far below the server's 1 MiB, so that several payloads

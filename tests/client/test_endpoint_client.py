@@ -23,8 +23,8 @@ from client import (
     RetryPolicy,
 )
 from client.endpoint import make_runtime_client
-from deploy.local_api import DEFAULT_ENDPOINT_NAME, LocalApi, start_local_api
 from devtools.artifacts import LABELS
+from devtools.local_api import DEFAULT_ENDPOINT_NAME, LocalApi, start_local_api
 from devtools.processes import ServerProcess
 
 ENDPOINT = "news-classifier-test"

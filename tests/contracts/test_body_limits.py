@@ -14,7 +14,7 @@ import pytest
 from api_settings import HARD_MAX_BODY_BYTES, Settings, SettingsError
 from app.settings import SAGEMAKER_MAX_BODY_BYTES
 from client.base import DEFAULT_MAX_PAYLOAD_BYTES
-from deploy.local_api import SAGEMAKER_MAX_BODY_BYTES as STAND_IN_MAX_BODY_BYTES
+from devtools.local_api.runtime import SAGEMAKER_MAX_BODY_BYTES as STAND_IN_MAX_BODY_BYTES
 
 
 def invoke_endpoint_body_limit() -> int:

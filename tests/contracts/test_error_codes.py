@@ -1,6 +1,6 @@
 """One error vocabulary across the deployables: the same code means the same HTTP status in the
 model server (``app/errors.py``), the Lambda (``lambda/api_errors.py``), the local API front
-that stands in for API Gateway (``deploy/local_api.py``) and the Python client
+that stands in for API Gateway (``devtools/local_api``) and the Python client
 (``client/errors.py``). Each table is compared with another, not with a copy kept here, so a
 change to any one of them alone fails; where they differ on purpose, the difference is
 spelled out below. (API Gateway's own answers, ``infra/template.yaml``, are checked against
@@ -21,7 +21,8 @@ import pytest
 from api_errors import ERROR_STATUS
 from app.errors import STATUS
 from client.errors import APIStatusError, error_for_status
-from deploy.local_api import API_GATEWAY_MAX_BODY_BYTES, LocalApi, start_local_api
+from devtools.local_api import LocalApi, start_local_api
+from devtools.local_api.gateway import API_GATEWAY_MAX_BODY_BYTES
 from devtools.processes import free_port
 
 SERVER: dict[str, int] = {code.value: status for code, status in STATUS.items()}

@@ -33,6 +33,18 @@ IMAGE_VENV = "/opt/venv"
 IMAGE_PROGRAM = "/opt/program"
 _KEPT_FROM_HOST = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ"})
 
+# The hyperparameters of a training job of seconds (two steps of a tiny model, 64 rows).
+TINY_JOB = {
+    "max_steps": "2",
+    "max_train_rows": "64",
+    "max_eval_rows": "64",
+    "batch_size": "16",
+    "max_length": "32",
+    "run_baseline": "false",
+    "eda": "false",
+    "misclassified_examples": "0",
+}
+
 # Packages that only training (or the AWS tooling) needs: none may reach the serving image.
 TRAINING_ONLY = (
     "scikit-learn",

@@ -209,7 +209,7 @@ def test_every_build_target_exists(
 def test_the_api_front_runs_the_local_api_against_serve(gpu_project: dict[str, Any]) -> None:
     api = gpu_project["services"]["api"]
     command = api["command"]
-    assert command[:3] == ["python", "-m", "deploy.local_api"]
+    assert command[:3] == ["python", "-m", "devtools.local_api"]
     assert command[command.index("--serve-url") + 1] == "http://serve:8080"
     assert "127.0.0.1:8000:8000" in api["ports"]
     assert api["depends_on"]["serve"]["condition"] == "service_healthy"
@@ -222,7 +222,7 @@ def test_the_api_front_runs_the_local_api_against_serve(gpu_project: dict[str, A
     assert tools.source_of("/usr/local/bin/healthcheck") == REPO_ROOT / "docker" / "healthcheck.py"
     assert all(" " not in word for word in api["healthcheck"]["test"])
     help_text = subprocess.run(
-        [sys.executable, "-m", "deploy.local_api", "--help"],
+        [sys.executable, "-m", "devtools.local_api", "--help"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -19,8 +18,8 @@ import pytest
 
 from devtools.artifacts import LABELS
 from devtools.paths import SAMPLE_DATA
-from devtools.processes import free_port
-from tests.docker.support import Image
+from devtools.processes import free_port, wait_for_ping
+from tests.docker.support import TINY_JOB, Image
 
 # The fake interpreter of the dispatch tests: it records how it was started, then exits 0.
 FAKE_PYTHON = """#!/bin/sh
@@ -310,7 +309,7 @@ def test_serve_answers_ping_and_invocations(
             image.command("serve"), cwd=program, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         try:
-            wait_for_ping(url, process, log_path, timeout=60)
+            wait_for_ping(url, process, timeout=60, log_path=log_path)
             response = httpx.post(
                 f"{url}/invocations", json={"inputs": "Fed raises interest rates"}, timeout=30
             )
@@ -336,22 +335,6 @@ def healthcheck_command(image: Image) -> list[str]:
     assert image.healthcheck is not None
     argv: list[str] = json.loads(image.healthcheck.split(" CMD ", 1)[1])
     return [part if not part.startswith("/usr/") else str(image.source_of(part)) for part in argv]
-
-
-def wait_for_ping(
-    url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"{url}/ping", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"no /ping 200 within {timeout} s:\n{log_path.read_text()}")
 
 
 def lay_out_training_job(base_dir: Path, hyperparameters: dict[str, str]) -> None:
@@ -388,19 +371,7 @@ def test_train_writes_a_model_artifact(
     image = Image.load("train")
     program = image.lay_out_program(tmp_path / "program")
     base_dir = tmp_path / "opt_ml"
-    lay_out_training_job(
-        base_dir,
-        {
-            "max_steps": "2",
-            "max_train_rows": "64",
-            "max_eval_rows": "64",
-            "batch_size": "16",
-            "max_length": "32",
-            "run_baseline": "false",
-            "eda": "false",
-            "misclassified_examples": "0",
-        },
-    )
+    lay_out_training_job(base_dir, TINY_JOB)
     (base_dir / "input" / "config" / "inputdataconfig.json").write_text(
         json.dumps({"train": {"TrainingInputMode": "File"}})
     )

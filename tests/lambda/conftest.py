@@ -25,7 +25,7 @@ from botocore.stub import Stubber
 
 from api_logging import LOGGER_NAME
 from api_settings import Settings
-from deploy.local_api import DEFAULT_ENDPOINT_NAME, LocalApi, start_local_api
+from devtools.local_api import DEFAULT_ENDPOINT_NAME, LocalApi, start_local_api
 from handler import ClassifyApi
 from sagemaker_invoke import create_runtime_client
 

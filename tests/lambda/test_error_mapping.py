@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from deploy.local_api import LocalApi
+from devtools.local_api import LocalApi
 from devtools.processes import free_port
 from handler import ClassifyApi
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from deploy.local_api import LocalApi
+from devtools.local_api import LocalApi
 from devtools.processes import ServerProcess
 from handler import ClassifyApi
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,9 @@ import boto3
 import httpx
 import pytest
 
-from deploy.local_api import LocalApi, main
+from devtools.local_api import LocalApi, main
 from devtools.paths import REPO_ROOT
-from devtools.processes import free_port, offline_env
+from devtools.processes import free_port, offline_env, wait_for_ping
 
 
 def test_classify_over_http_through_the_handler(api_front: LocalApi) -> None:
@@ -83,7 +82,7 @@ def test_invoke_endpoint_speaks_sagemakers_api(fault_front: LocalApi, fake_model
 
 
 def test_the_cli_runs_the_handler_as_lambda_does(fake_model: Any, tmp_path: Path) -> None:
-    """``python -m deploy.local_api``: settings from the environment, and the handler's
+    """``python -m devtools.local_api``: settings from the environment, and the handler's
     client redirected by AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME alone."""
     port = free_port()
     env = offline_env(MAX_INPUTS="2")
@@ -94,7 +93,7 @@ def test_the_cli_runs_the_handler_as_lambda_does(fake_model: Any, tmp_path: Path
         [
             sys.executable,
             "-m",
-            "deploy.local_api",
+            "devtools.local_api",
             "--serve-url",
             fake_model.url,
             "--port",
@@ -107,13 +106,7 @@ def test_the_cli_runs_the_handler_as_lambda_does(fake_model: Any, tmp_path: Path
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_for_ping(url, process, timeout=20)
         ok = httpx.post(f"{url}/classify", json={"inputs": ["a", "b"]}, timeout=20)
         too_many = httpx.post(f"{url}/classify", json={"inputs": ["a", "b", "c"]}, timeout=20)
     finally:

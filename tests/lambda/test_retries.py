@@ -21,7 +21,7 @@ from botocore.stub import Stubber
 
 from api_errors import ApiError
 from api_settings import REQUEST_BUDGET_S, Settings
-from deploy.local_api import LocalApi
+from devtools.local_api import LocalApi
 from devtools.processes import free_port
 from handler import ClassifyApi
 from sagemaker_invoke import (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local_api import DEFAULT_ENDPOINT_NAME, LocalApi, start_local_api
+from devtools.local_api import DEFAULT_ENDPOINT_NAME, LocalApi, start_local_api
 from devtools.processes import ServerProcess
 from loadtest.cli import EXIT_FAILED, EXIT_PASSED, main
 

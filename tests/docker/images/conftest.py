@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.docker.engine import TARGETS, BuildResult, Engine, build_images, find_engine, log
-from tests.docker.images.support import TINY_JOB, lay_out_training_job, run_training
+from tests.docker.images.support import lay_out_training_job, run_training
+from tests.docker.support import TINY_JOB
 
 
 @pytest.fixture(scope="session")

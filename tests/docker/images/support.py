@@ -26,17 +26,6 @@ needs_images = pytest.mark.skipif(
     reason="builds every image (minutes): `make images-test` runs these",
 )
 
-TINY_JOB = {
-    "max_steps": "2",
-    "max_train_rows": "64",
-    "max_eval_rows": "64",
-    "batch_size": "16",
-    "max_length": "32",
-    "run_baseline": "false",
-    "eda": "false",
-    "misclassified_examples": "0",
-}
-
 
 def lay_out_training_job(base_dir: Path, pretrained: Path, hyperparameters: dict[str, str]) -> Path:
     """A small /opt/ml as SageMaker lays it out: config files, the train and pretrained

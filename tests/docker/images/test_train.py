@@ -8,7 +8,8 @@ from pathlib import Path
 
 from devtools.artifacts import LABELS
 from tests.docker.engine import BuildResult, Engine
-from tests.docker.images.support import TINY_JOB, lay_out_training_job, needs_images, run_training
+from tests.docker.images.support import lay_out_training_job, needs_images, run_training
+from tests.docker.support import TINY_JOB
 
 pytestmark = needs_images
 

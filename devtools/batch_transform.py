@@ -1,4 +1,4 @@
-"""What SageMaker Batch Transform does to an input file, for the tests and the benchmark.
+"""What SageMaker Batch Transform does to an input file, for the tests and bench_transform.
 
 It follows the Batch Transform guide: with ``SplitType=Line`` each line is a record; with
 ``BatchStrategy=MultiRecord`` a request holds as many whole records as fit in
