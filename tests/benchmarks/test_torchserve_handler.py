@@ -17,7 +17,7 @@ import torch
 from transformers import pipeline
 
 from benchmarks.peers.torchserve_handler import TextClassifier
-from devtools.artifacts import TINY_MAX_LENGTH, build_tiny_artifact
+from devtools.artifacts import TINY_MAX_LENGTH
 
 TEXTS = [
     "Fed holds rates as inflation cools",
@@ -27,13 +27,9 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # A wide initializer: scores differ from text to text, so a mix-up would show.
-    return build_tiny_artifact(tmp_path_factory.mktemp("tiny") / "model", initializer_range=0.5)
-
-
-def test_a_batch_of_requests_gets_the_pipelines_answers(model_dir: Path) -> None:
+def test_a_batch_of_requests_gets_the_pipelines_answers(tiny_onnx_model_dir: Path) -> None:
+    # This artifact's scores differ from text to text (its ONNX file is not used here).
+    model_dir = tiny_onnx_model_dir
     handler = TextClassifier()
     context = SimpleNamespace(
         system_properties={"model_dir": str(model_dir)},
