@@ -27,13 +27,14 @@ peer; a markdown table closes the output.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,14 @@ def load_generator() -> Any:
 
 
 def measure(port: int, texts: Sequence[str], concurrency: int, seconds: float) -> dict[str, Any]:
-    result: dict[str, Any] = load_generator().drive(port, texts, concurrency, seconds)
+    """The load generator's figures, or, when the server dropped a connection (the load
+    generator gives up on the point then), a point with no figures that says so."""
+    try:
+        result: dict[str, Any] = load_generator().drive(port, texts, concurrency, seconds)
+    except (ConnectionError, asyncio.IncompleteReadError) as exc:
+        failure = f"{type(exc).__name__}: {exc}"
+        empty = dict.fromkeys(("p50_ms", "p95_ms", "p99_ms", "errors"))
+        return {"concurrency": concurrency, "texts_per_s": 0.0, **empty, "failed": failure}
     return result
 
 
@@ -188,12 +196,19 @@ def summarize(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str
             rounds = level.pop("rounds")
             levels[key] = {
                 "texts_per_s": statistics.median(r["texts_per_s"] for r in rounds),
-                "p50_ms": statistics.median(r["p50_ms"] for r in rounds),
-                "p99_ms": statistics.median(r["p99_ms"] for r in rounds),
-                "errors": sum(r["errors"] for r in rounds),
+                "p50_ms": _median(r["p50_ms"] for r in rounds),
+                "p99_ms": _median(r["p99_ms"] for r in rounds),
+                "errors": sum(r["errors"] or 0 for r in rounds),
+                # Rounds the server dropped connections in: no figures but texts/s 0.
+                "failed_rounds": sum(1 for r in rounds if r.get("failed")),
                 "texts_per_s_by_round": [r["texts_per_s"] for r in rounds],
             }
     return summary
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def ratios(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -213,15 +228,17 @@ def ratios(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
 
 def markdown(report: dict[str, Any]) -> str:
     lines = [
-        "| contender | concurrency | texts/s (median; rounds) | p50 ms | p99 ms | errors |",
-        "| --- | ---: | --- | ---: | ---: | ---: |",
+        "| contender | concurrency | texts/s (median; rounds) | p50 ms | p99 ms | errors "
+        "| rounds with dropped connections |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for name, levels in report["summary"].items():
         for level, f in levels.items():
             by_round = ", ".join(f"{x:g}" for x in f["texts_per_s_by_round"])
+            p50, p99 = (f"{f[k]:g}" if f[k] is not None else "-" for k in ("p50_ms", "p99_ms"))
             lines.append(
-                f"| {name} | {level} | {f['texts_per_s']:g} ({by_round}) | {f['p50_ms']:g} "
-                f"| {f['p99_ms']:g} | {f['errors']} |"
+                f"| {name} | {level} | {f['texts_per_s']:g} ({by_round}) | {p50} | {p99} "
+                f"| {f['errors']} | {f['failed_rounds']} |"
             )
     lines += ["", "| ratio (texts/s) | " + " | ".join(f"c={c}" for c in report["levels"]) + " |"]
     lines.append("| --- |" + " ---: |" * len(report["levels"]))
