@@ -108,16 +108,20 @@ def start_peer(name: str, model_dir: Path, work: Path, args: argparse.Namespace)
     if name == "hf-toolkit":
         peer = start_hf_toolkit(model_dir, work / name, Path(args.venvs))
     elif name == "torchserve":
-        config = TorchServeConfig(
-            batch_size=args.ts_batch_size,
-            max_batch_delay_ms=args.ts_max_batch_delay_ms,
-            workers=args.ts_workers,
-        )
-        peer = start_torchserve(model_dir, work / name, config, Path(args.venvs))
+        peer = start_torchserve(model_dir, work / name, torchserve_config(args), Path(args.venvs))
     else:
         threads = args.pipeline_threads or os.cpu_count() or 1
         peer = load_generator().start_baseline(model_dir, work / "pipeline.log", threads)
     return Contender(name, peer.port, peer.stop)
+
+
+def torchserve_config(args: argparse.Namespace) -> TorchServeConfig:
+    return TorchServeConfig(
+        batch_size=args.ts_batch_size,
+        max_batch_delay_ms=args.ts_max_batch_delay_ms,
+        workers=args.ts_workers,
+        job_queue_size=args.ts_job_queue_size,
+    )
 
 
 def auto_variant(model_dir: Path) -> str:
@@ -147,9 +151,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "auto_serves": auto_variant(model_dir),
         "seconds": args.seconds,
         "rounds": args.rounds,
-        "torchserve": TorchServeConfig(
-            args.ts_batch_size, args.ts_max_batch_delay_ms, args.ts_workers
-        ).__dict__,
+        "torchserve": torchserve_config(args).__dict__,
         "load_average_at_start": os.getloadavg(),
         "results": [],
     }
@@ -263,6 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ts-batch-size", type=int, default=16)
     parser.add_argument("--ts-max-batch-delay-ms", type=int, default=5)
     parser.add_argument("--ts-workers", type=int, default=2)
+    parser.add_argument(
+        "--ts-job-queue-size",
+        type=int,
+        default=0,
+        help="TorchServe's job_queue_size; 0: its default (100: a 503 and a closed connection "
+        "beyond it, which ends that point)",
+    )
     parser.add_argument("--venvs", default=str(DEFAULT_VENVS), help="benchmarks/peers/setup.sh DIR")
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "bench_peers"))
     parser.add_argument("--out", help="write the JSON report here")

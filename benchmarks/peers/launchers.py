@@ -193,6 +193,7 @@ class TorchServeConfig:
     max_batch_delay_ms: int = 5
     workers: int = 2  # physical cores / 2 and up, with one thread each (performance guide)
     torch_threads: int = 1
+    job_queue_size: int = 0  # requests waiting per model before 503; 0: TorchServe's (100)
 
     def model_config_yaml(self) -> str:
         return "\n".join(
@@ -244,6 +245,8 @@ def start_torchserve(
         # cores it would land in the other servers' measurements.
         "disable_system_metrics": "true",
     }
+    if config.job_queue_size:
+        properties["job_queue_size"] = str(config.job_queue_size)
     config_path = work / "config.properties"
     config_path.write_text("".join(f"{k}={v}\n" for k, v in properties.items()), encoding="utf-8")
     args = [
