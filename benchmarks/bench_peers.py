@@ -245,7 +245,9 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["", "| ratio (texts/s) | " + " | ".join(f"c={c}" for c in report["levels"]) + " |"]
     lines.append("| --- |" + " ---: |" * len(report["levels"]))
     for pair, by_level in report["ratios"].items():
-        cells = " | ".join(f"{by_level.get(str(c), '-')}x" for c in report["levels"])
+        cells = " | ".join(
+            f"{by_level[str(c)]}x" if str(c) in by_level else "-" for c in report["levels"]
+        )
         lines.append(f"| {pair} | {cells} |")
     return "\n".join(lines)
 
