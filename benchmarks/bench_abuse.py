@@ -42,14 +42,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench_serving import (
-    REPO_ROOT,
-    Server,
-    build_minilm_artifact,
-    free_port,
-    headlines,
-    offline_env,
-)
+from load_generator import headlines
+
+from devtools.artifacts import build_minilm_artifact
+from devtools.paths import REPO_ROOT
+from devtools.processes import ServerProcess as Server
+from devtools.processes import free_port, offline_env
+from devtools.processes import start_server as start_process
 
 MIB = 1024 * 1024
 
@@ -287,7 +286,7 @@ def start_server(root: Path, base: Path, log: Path, **settings: str) -> Server:
     port = free_port()
     env = offline_env(SAGEMAKER_BASE_DIR=str(base), SAGEMAKER_BIND_TO_PORT=str(port), **settings)
     env["PYTHONPATH"] = str(root)  # ahead of the installed (editable) checkout
-    return Server([sys.executable, "-m", "app"], env, port, log, cwd=root)
+    return start_process([sys.executable, "-m", "app"], log, port, env=env, cwd=root, timeout=300)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

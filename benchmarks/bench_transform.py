@@ -34,14 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 from bench_abuse import RssSampler
-from bench_serving import (
-    Server,
-    build_minilm_artifact,
-    free_port,
-    headlines,
-    offline_env,
-)
+from load_generator import headlines
 
+from devtools.artifacts import build_minilm_artifact
+from devtools.processes import ServerProcess as Server
+from devtools.processes import free_port, offline_env, start_server
 from tests.app.batch_transform import MIB, transform
 
 REFERENCE_BATCH = 200
@@ -55,7 +52,7 @@ def start(base: Path, log: Path, **env: str) -> Server:
     settings = offline_env(SAGEMAKER_BASE_DIR=str(base), SAGEMAKER_BIND_TO_PORT=str(port), **env)
     if JEMALLOC.is_file():  # what the serving images preload (SERVE_ALLOCATOR)
         settings["LD_PRELOAD"] = str(JEMALLOC)
-    return Server([sys.executable, "-m", "app"], settings, port, log)
+    return start_server([sys.executable, "-m", "app"], log, port, env=settings, timeout=300)
 
 
 Best = tuple[str, float]

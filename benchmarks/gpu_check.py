@@ -13,7 +13,7 @@ summary on stdout (progress goes to stderr):
 - ``accuracy``: the real training job (``python -m training``) fine-tuning MiniLM on all
   training rows of the development file at bf16, its test macro-F1 next to the baseline's;
 - ``serving``: the real server (``python -m app``, PyTorch bf16 on CUDA) serving that
-  artifact at concurrency 1, 32 and 256 (``bench_serving``'s load generator): texts/s,
+  artifact at concurrency 1, 32 and 256 (``load_generator``, via ``bench_serving``): texts/s,
   p50/p99, GPU utilisation from ``nvidia-smi``, and the model-only ceiling of the server's own
   ``Classifier`` on length-sorted batches;
 - ``versions``: driver, CUDA, torch, GPU name.
@@ -37,8 +37,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import bench_serving  # the load generator and server handling (this script's directory)
+import bench_serving  # the server measured under load (this script's directory)
 import bench_training  # the timed training loop
+from load_generator import headlines
+
+from devtools.paths import REPO_ROOT, SAMPLE_DATA
+from devtools.processes import offline_env, start_model_server
 
 # bf16 dense tensor-core peaks from the vendors' data sheets (TFLOP/s, no sparsity).
 BF16_PEAK_TFLOPS = {
@@ -63,7 +67,7 @@ def log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, any device (for CI)")
-    parser.add_argument("--data", type=Path, default=bench_serving.SAMPLE, help="raw UCI file")
+    parser.add_argument("--data", type=Path, default=SAMPLE_DATA, help="raw UCI file")
     parser.add_argument("--work", type=Path, default=None, help="scratch directory")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -291,8 +295,8 @@ def accuracy(data: Path, work: Path, smoke: bool) -> dict[str, Any]:
     began = time.monotonic()
     job = subprocess.run(
         [sys.executable, "-m", "training"],
-        cwd=bench_serving.REPO_ROOT,
-        env=bench_serving.offline_env(SAGEMAKER_BASE_DIR=str(base)),
+        cwd=REPO_ROOT,
+        env=offline_env(SAGEMAKER_BASE_DIR=str(base)),
         capture_output=True,
         text=True,
         timeout=300,
@@ -357,16 +361,16 @@ def serving(data: Path, base: Path, smoke: bool) -> dict[str, Any]:
     settings = {"SERVE_DEVICE": "cuda", "SERVE_DTYPE": "bfloat16"} if cuda else {}
     if smoke:  # skip the start-up measurement of the call cost: seconds on a busy CPU
         settings["SERVE_CALL_OVERHEAD_TOKENS"] = "16"
-    texts = bench_serving.headlines(data)
+    texts = headlines(data)
     random.Random(0).shuffle(texts)
     seconds = 1.0 if smoke else 15.0
     results: dict[str, Any] = {"device": "cuda" if cuda else "cpu", "levels": {}}
     log("serving: python -m app")
-    server = bench_serving.start_model_server(base, base / "server.log", **settings)
+    server = start_model_server(base, base / "server.log", timeout=300, **settings)
     try:
         for concurrency in (1, 32, 256):
             with GpuUtilisation() as utilisation:
-                level = bench_serving.drive_server(server.port, texts, concurrency, seconds)
+                level = bench_serving.drive_server(server, texts, concurrency, seconds)
             level["gpu_utilisation_percent"] = utilisation.mean()
             results["levels"][str(concurrency)] = level
             log(f"serving at concurrency {concurrency}: {level.get('texts_per_s')}")

@@ -44,22 +44,33 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
-def start_model_server(
-    base_dir: Path, log_path: Path, timeout: float = 120.0, **env: str
+    def rss_mib(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmRSS"))
+        return int(line.split()[1]) / 1024
+
+    def stop(self) -> None:
+        stop_model_server(self)
+
+
+def start_server(
+    args: list[str],
+    log_path: Path,
+    port: int,
+    *,
+    env: dict[str, str],
+    cwd: Path = REPO_ROOT,
+    timeout: float = 120.0,
 ) -> ServerProcess:
-    """Start ``python -m app`` (what the image's ``serve`` runs) and wait for /ping == 200."""
-    port = free_port()
+    """Start a server process that listens on ``port`` and wait for its /ping == 200."""
     # The child keeps its own handle on the log; ours is closed at once.
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app"],
-            cwd=REPO_ROOT,
-            env=offline_env(
-                SAGEMAKER_BASE_DIR=str(base_dir), SAGEMAKER_BIND_TO_PORT=str(port), **env
-            ),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
+            args, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
@@ -76,6 +87,20 @@ def start_model_server(
         time.sleep(0.1)
     process.kill()
     raise RuntimeError("model server did not answer /ping in time:\n" + log_path.read_text())
+
+
+def start_model_server(
+    base_dir: Path, log_path: Path, timeout: float = 120.0, **env: str
+) -> ServerProcess:
+    """Start ``python -m app`` (what the image's ``serve`` runs) and wait for /ping == 200."""
+    port = free_port()
+    return start_server(
+        [sys.executable, "-m", "app"],
+        log_path,
+        port,
+        env=offline_env(SAGEMAKER_BASE_DIR=str(base_dir), SAGEMAKER_BIND_TO_PORT=str(port), **env),
+        timeout=timeout,
+    )
 
 
 def stop_model_server(server: ServerProcess) -> None:
