@@ -85,10 +85,18 @@ def drive_server(
     return result
 
 
-def variant_settings(variant: str) -> dict[str, str]:
-    if variant == "auto":
-        return {"SERVE_RUNTIME": "auto", "SERVE_ONNX_VARIANT": "auto"}
-    return {"SERVE_RUNTIME": "onnx", "SERVE_ONNX_VARIANT": variant}
+def variant_settings(spec: str) -> dict[str, str]:
+    """A server's settings from ``VARIANT[:name=value,...]``, e.g. ``int8:model_threads=1``
+    (so one run can alternate configurations of the same variant too)."""
+    variant, _, extra = spec.partition(":")
+    if variant not in VARIANTS:
+        raise SystemExit(f"unknown variant {variant!r} in {spec!r}: one of {VARIANTS}")
+    settings = {"SERVE_RUNTIME": "auto" if variant == "auto" else "onnx"}
+    settings["SERVE_ONNX_VARIANT"] = variant
+    for pair in filter(None, extra.split(",")):
+        name, _, value = pair.partition("=")
+        settings[f"SERVE_{name.upper()}"] = value
+    return settings
 
 
 def auto_variant(model_dir: Path) -> str:
@@ -163,6 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model": str(Path(args.model).resolve()) if args.model else "fresh-head MiniLM",
         "auto_variant": auto_variant(model_dir),
         "seconds_per_level": args.seconds,
+        "reference": args.reference,
         "ceiling_threads": args.threads,
         "servers": {variant: [] for variant in args.variants},
         "baseline": [],
@@ -177,7 +186,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for variant in args.variants:
             settings = {**variant_settings(variant), **extra_settings(args)}
-            log = work / f"server-{variant}.log"
+            log = work / f"server-{variant.replace(':', '_')}.log"
             servers[variant] = start_model_server(base, log, timeout=300, **settings)
         if not args.skip_baseline:
             baseline = start_baseline(model_dir, work / "baseline.log", args.threads)
@@ -188,7 +197,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for variant in [*args.variants[shift:], *args.variants[:shift]]:
                     result = drive_server(servers[variant], texts, concurrency, args.seconds)
                     result["round"] = round_
-                    print(f"server {variant:9}", result, flush=True)
+                    print(f"server {variant:12}", result, flush=True)
                     report["servers"][variant].append(result)
                 if baseline is not None:
                     load = run_load(
@@ -210,7 +219,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def ratios(report: dict[str, Any]) -> dict[str, Any]:
-    """Each server's texts/s against the fp32 server and the baseline at the same level and
+    """Each server's texts/s against the reference server (``--reference``, the fp32 one by
+    default) and the baseline at the same level and
     round; whether every server answered every request at the highest concurrency."""
     servers: dict[str, list[dict[str, Any]]] = report["servers"]
     out: dict[str, Any] = {}
@@ -226,11 +236,11 @@ def ratios(report: dict[str, Any]) -> dict[str, Any]:
     for variant, rows in servers.items():
         for row in rows:
             key = f"{variant}@{row['concurrency']}"
-            fp32 = at(servers.get("fp32", []), row["concurrency"], row["round"])
+            reference = at(servers.get(report["reference"], []), row["concurrency"], row["round"])
             base = at(report["baseline"], row["concurrency"], row["round"])
-            entry = out.setdefault(key, {"vs_fp32_server": [], "vs_baseline": []})
-            if fp32:
-                entry["vs_fp32_server"].append(round(row["texts_per_s"] / fp32, 2))
+            entry = out.setdefault(key, {"vs_reference": [], "vs_baseline": []})
+            if reference:
+                entry["vs_reference"].append(round(row["texts_per_s"] / reference, 2))
             if base:
                 entry["vs_baseline"].append(round(row["texts_per_s"] / base, 2))
     top = max((r["concurrency"] for rows in servers.values() for r in rows), default=0)
@@ -259,7 +269,7 @@ def coldstart(args: argparse.Namespace) -> dict[str, Any]:
         report["file_mib"][name] = round((model_dir / file).stat().st_size / 2**20, 1)
     for _ in range(args.rounds):
         for variant in args.variants:
-            log = work / f"coldstart-{variant}.log"
+            log = work / f"coldstart-{variant.replace(':', '_')}.log"
             started = time.perf_counter()
             server = start_model_server(
                 base, log, timeout=300, **variant_settings(variant), **extra_settings(args)
@@ -320,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--seconds", type=float, default=10.0, help="measured time per level")
     run_p.add_argument("--rounds", type=int, default=1, help="times every level is run")
     run_p.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCIES))
+    run_p.add_argument("--reference", default="fp32", help="the server the ratios divide by")
     run_p.add_argument("--skip-baseline", action="store_true")
     run_p.add_argument("--skip-model-only", action="store_true")
     run_p.add_argument(
@@ -337,9 +348,15 @@ def main(argv: list[str] | None = None) -> int:
     soak_p.add_argument("--minutes", type=float, default=10.0)
     soak_p.add_argument("--every", type=float, default=10.0, help="seconds between samples")
     soak_p.add_argument("--concurrency", type=int, default=32)
-    soak_p.add_argument("--variant", choices=VARIANTS, default="auto")
+    soak_p.add_argument("--variant", default="auto", metavar="VARIANT[:NAME=VALUE,...]")
     for p in (run_p, cold_p):
-        p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+        p.add_argument(
+            "--variants",
+            nargs="+",
+            default=list(VARIANTS),
+            metavar="VARIANT[:NAME=VALUE,...]",
+            help=f"servers to run, one of {', '.join(VARIANTS)}, each with optional settings",
+        )
     for p in (run_p, cold_p, soak_p):
         p.add_argument("--model", help="a model artifact directory (default: fresh-head MiniLM)")
         p.add_argument(
