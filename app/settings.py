@@ -28,8 +28,8 @@ ASYNC_MAX_BODY_BYTES = 1024 * 1024 * 1024
 ASYNC_DEFAULT_BODY_BYTES = 100 * 1024 * 1024
 ASYNC_TIMEOUT_S = 900.0
 _MIB = 1024 * 1024
-# A small cap narrows the window of texts sorted together: on 2 CPUs at concurrency 32 a cap
-# of 16 ran 92 texts/s where 64 ran 115 (docs/serving.md).
+# A small cap narrows the window of texts sorted together and lowers throughput on a CPU
+# (docs/serving.md, SERVE_MAX_BATCH_SIZE).
 DEFAULT_MAX_BATCH_SIZE = 64
 
 

@@ -136,7 +136,7 @@ def ceilings(
 ) -> None:
     """Model-only rates per variant (PyTorch too) on one model thread and on ``--parallel``
     at once, and the window ceiling of the auto variant."""
-    sizes = (1, 8, 32, 64)
+    sizes = args.sizes
     model_dir = base / "model"
     rates = report.setdefault("model_only_texts_per_s", {})
     for name, runtime, variant in (
@@ -150,7 +150,7 @@ def ceilings(
         )
         if runtime == "onnx" and args.parallel > 1:
             rates.setdefault(f"{name}_x{args.parallel}", {})[when] = model_only(
-                model_dir, texts, (8, 32), args.threads, runtime, variant, parallel=args.parallel
+                model_dir, texts, sizes[-1:], args.threads, runtime, variant, parallel=args.parallel
             )
     report.setdefault("window_ceiling_auto", {})[when] = window_ceiling(
         base, texts, (8, 32, 128), args.threads
@@ -337,6 +337,13 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=1, help="intra-op threads of the ceilings and baseline"
     )
     run_p.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[1, 32],
+        help="batch sizes of the model-only ceilings (the last one also on --parallel threads)",
+    )
+    run_p.add_argument(
         "--parallel",
         type=int,
         default=len(os.sched_getaffinity(0)),
@@ -377,12 +384,16 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--out", help="write the JSON report here")
     args = parser.parse_args(argv)
     Path(args.work).mkdir(parents=True, exist_ok=True)
-    report = {"run": run, "coldstart": coldstart, "soak": soak}[args.mode](args)
+    emit({"run": run, "coldstart": coldstart, "soak": soak}[args.mode](args), args.out)
+    return 0
+
+
+def emit(report: dict[str, Any], out: str | None) -> None:
+    """Print the JSON report, and write it to ``out`` when given."""
     text = json.dumps(report, indent=1)
     print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    return 0
+    if out:
+        Path(out).write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

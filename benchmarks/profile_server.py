@@ -8,15 +8,15 @@ drives it with ``load_generator.run_load`` and meanwhile samples the server with
 (``pip install py-spy``; ``--nonblocking``, so the server is never paused). Each sample of a
 running thread is put in the first kind whose marker appears in its stack, innermost frame
 first: the model call, tokenizing, HTTP parsing and writing (uvicorn's protocol, h11 or
-httptools), JSON, our request handling (``app/``), the framework (starlette, FastAPI), the
-event loop itself, and the rest. The report gives each kind in cores (samples / rate /
+httptools), JSON, logging, handing work between threads (queues, futures), our request
+handling (``app/``), the framework (starlette, FastAPI, anyio), the event loop itself, and
+the rest. The report gives each kind in cores (samples / rate /
 seconds: 1.0 is one core all along) per thread kind (model, tokenize, event loop).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench_serving import VARIANTS, prepare, variant_settings
+from bench_serving import emit, extra_settings, prepare, variant_settings
 from load_generator import headlines, run_load
 
 from devtools.processes import start_model_server
@@ -38,6 +38,7 @@ KINDS = (
     ("json", ("json/", "orjson", "app/codecs.py")),
     ("logging", ("logging/", "app/observability.py")),
     ("app", ("app/",)),
+    ("thread hand-offs", ("queue.py", "threading.py", "concurrent/futures", "to_thread.py")),
     ("framework", ("starlette", "fastapi", "pydantic", "anyio")),
     ("event loop", ("asyncio/", "selectors.py", "uvloop")),
 )
@@ -58,6 +59,8 @@ def thread_kind(frames: list[str]) -> str:
         return "model thread"
     if "tokenize" in stack and "concurrent/futures/thread.py" in stack:
         return "tokenizer thread"
+    if "WorkerThread.run" in stack:
+        return "anyio worker thread"  # FastAPI runs sync dependencies and endpoints there
     if "uvicorn" in stack or "asyncio" in stack:
         return "event loop"
     return "other"
@@ -84,7 +87,7 @@ def aggregate(raw: str, rate: int, seconds: float) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", choices=VARIANTS, default="auto")
+    parser.add_argument("--variant", default="auto", metavar="VARIANT[:NAME=VALUE,...]")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
@@ -98,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     base, _ = prepare(args)
-    settings = variant_settings(args.variant)
-    settings.update({f"SERVE_{k.upper()}": v for k, v in args.setting or []})
-    settings.update(dict(item.split("=", 1) for item in args.server_env))
+    settings = {**variant_settings(args.variant), **extra_settings(args)}
     server = start_model_server(base, work / "profile.log", timeout=300, **settings)
     texts = headlines()
     raw_path = work / "profile.folded"
@@ -130,10 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "load": result,
         "threads": aggregate(raw_path.read_text(), args.rate, int(args.seconds)),
     }
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    emit(report, args.out)
     return 0
 
 
