@@ -51,9 +51,9 @@ class LoadResult:
     concurrency: int
     requests: int  # successful requests measured (after the warm-up)
     texts_per_s: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
+    p50_ms: float | None  # None: no request finished inside the measured window
+    p95_ms: float | None
+    p99_ms: float | None
     errors: int  # answers other than 200, over the whole run (warm-up included)
     ping_max_ms: float | None  # slowest /ping meanwhile; None without a probe
 
@@ -159,9 +159,9 @@ async def _drive(
     window = budget.seconds or (time.perf_counter() - budget.record_from)
     latencies.sort()
 
-    def pct(p: float) -> float:
-        if not latencies:
-            return float("nan")
+    def pct(p: float) -> float | None:
+        if not latencies:  # no request finished inside the window
+            return None
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1)
 
     return LoadResult(
