@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -112,6 +114,7 @@ class Batcher:
         retry_after_s: int = 1,
         on_batch: Callable[[BatchStats], None] | None = None,
         model_threads: int = 1,
+        model_thread_nice: int = 0,
     ) -> None:
         if model_threads < 1:
             raise ValueError("the model needs at least one thread")
@@ -136,7 +139,12 @@ class Batcher:
         self._gap_cap = 10 * max_wait_s
         self._arrival_gap = self._gap_cap
         self._last_arrival = time.monotonic()
-        self._executor = ThreadPoolExecutor(max_workers=model_threads, thread_name_prefix="model")
+        self._executor = ThreadPoolExecutor(
+            max_workers=model_threads,
+            thread_name_prefix="model",
+            initializer=_lower_priority,
+            initargs=(model_thread_nice,),
+        )
 
     @property
     def depth(self) -> int:
@@ -380,6 +388,15 @@ def _run_on_model_thread(
         return live, [], started, 0.0
     scores = backend.predict([item.ids for item in live])
     return live, scores, started, time.monotonic() - started
+
+
+def _lower_priority(nice: int) -> None:
+    """Give the calling (model) thread a nice value, so the event loop runs first."""
+    if nice > 0 and hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError:
+            logger.warning("could not set the model threads' nice value to %d", nice)
 
 
 def cut_sorted(

@@ -80,6 +80,7 @@ class Engine:
             retry_after_s=settings.retry_after_s,
             on_batch=self.metrics.observe_batch,
             model_threads=classifier.model_threads,
+            model_thread_nice=settings.model_thread_nice,
         )
         batcher.start()
         self.metrics.queue_depth.set_function(lambda: batcher.depth)

@@ -100,6 +100,14 @@ class Settings(BaseSettings):
         "Runtime, the worker's share of the usable CPUs (affinity and cgroup quota), at most "
         "4; otherwise 1 (PyTorch holds the GIL between ops; a GPU runs one batch at a time).",
     )
+    model_thread_nice: int = Field(
+        default=0,
+        ge=0,
+        le=19,
+        description="Nice value of the model threads (Linux; 0 leaves them as they are): above "
+        "0 the event loop (HTTP, /ping, forming batches) runs first whenever it has work and "
+        "the model threads take the rest of the CPU.",
+    )
     torch_threads: int = Field(
         default=0,
         ge=0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -270,6 +271,29 @@ def test_full_queue_is_refused_with_two_model_threads_busy() -> None:
         await batcher.stop()
 
     asyncio.run(scenario())
+
+
+def test_model_threads_can_run_at_a_lower_priority() -> None:
+    priorities: list[int] = []
+
+    class PriorityBackend(RecordingBackend):
+        def predict(self, batch: Sequence[Sequence[int]]) -> list[list[float]]:
+            priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return super().predict(batch)
+
+    async def scenario() -> None:
+        batcher = make_batcher(PriorityBackend(), model_threads=2, model_thread_nice=5)
+        batcher.start()
+        jobs = (batcher.run(sequences([3] * 4, start=i), deadline()) for i in range(3))
+        await asyncio.gather(*jobs)
+        await batcher.stop()
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    if base > 5:
+        pytest.skip("the tests already run above nice 5")
+    asyncio.run(scenario())
+    assert priorities and set(priorities) == {5}
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the event loop's thread keeps its own
 
 
 def test_a_batcher_needs_a_model_thread() -> None:
