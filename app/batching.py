@@ -11,11 +11,14 @@ cost per model call), within a count (``max_batch_size``) and a padded-token bud
 padding without paying for many tiny model calls. It waits up to
 ``max_wait`` after the oldest item arrived for a batch to fill, which only matters when the
 model is idle (under load the queue fills while the model runs), and is skipped when requests
-arrive further apart than ``max_wait`` (one client at a time). The model runs on one
-dedicated thread, off the event loop, so ``/ping`` and new requests are answered meanwhile.
-While a batch runs, the next one is already handed to that thread (as soon as it is full, or
-when the running one ends), so the model goes from batch to batch without waiting for the
-event loop to deliver results and form the next batch.
+arrive further apart than ``max_wait`` (one client at a time). The model runs on
+``model_threads`` dedicated threads, off the event loop, so ``/ping`` and new requests are
+answered meanwhile; with more than one, batches run side by side (a runtime that releases the
+GIL for a whole call, like ONNX Runtime, then keeps every core busy). While every model thread
+runs a batch, the next one is already handed over (as soon as it is full, or when a running
+one ends), so the model goes from batch to batch without waiting for the event loop to
+deliver results and form the next batch; an idle model thread takes what is queued at once.
+Results are delivered as each batch ends, in whatever order they end.
 
 Items whose request was cancelled (the client went away) are dropped unrun; items whose
 deadline passed fail their request with :class:`DeadlineExceededError`. When the queue is full,
@@ -28,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -38,8 +43,6 @@ from typing import Protocol
 from app.errors import DeadlineExceededError, NotReadyError, OverloadedError
 
 logger = logging.getLogger(__name__)
-
-_PIPELINE_DEPTH = 2  # batches handed to the model thread at once: one running, one next
 
 TokenIds = Sequence[int]
 Scores = list[float]
@@ -110,8 +113,13 @@ class Batcher:
         call_overhead_tokens: float = 0.0,
         retry_after_s: int = 1,
         on_batch: Callable[[BatchStats], None] | None = None,
+        model_threads: int = 1,
+        model_thread_nice: int = 0,
     ) -> None:
+        if model_threads < 1:
+            raise ValueError("the model needs at least one thread")
         self._backend = backend
+        self._model_threads = model_threads
         self._max_batch_size = max_batch_size
         self._max_batch_tokens = max_batch_tokens
         self._max_wait_s = max_wait_s
@@ -131,7 +139,12 @@ class Batcher:
         self._gap_cap = 10 * max_wait_s
         self._arrival_gap = self._gap_cap
         self._last_arrival = time.monotonic()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._executor = ThreadPoolExecutor(
+            max_workers=model_threads,
+            thread_name_prefix="model",
+            initializer=_lower_priority,
+            initargs=(model_thread_nice,),
+        )
 
     @property
     def depth(self) -> int:
@@ -236,25 +249,32 @@ class Batcher:
 
     async def _consume(self) -> None:
         loop = asyncio.get_running_loop()
-        running: deque[_Launched] = deque()  # handed to the model thread, oldest first
+        running: list[_Launched] = []  # handed to the model threads, oldest first
         ready: deque[list[_Item]] = deque()  # cut from the queue, not handed over yet
+        # One batch waits behind the running ones, so a model thread goes straight on to it
+        # instead of idling while the event loop delivers results and forms the next.
+        depth = self._model_threads + 1
         while True:
-            # One batch waits behind the running one, so the model thread goes straight on to
-            # it instead of idling while the event loop delivers results and forms the next.
-            while ready and len(running) < _PIPELINE_DEPTH:
+            while ready and len(running) < depth:
                 running.append(self._launch(loop, ready.popleft()))
-            if running and (len(running) == _PIPELINE_DEPTH or running[0].future.done()):
-                await self._finish(running.popleft())
+            finished = next((launched for launched in running if launched.future.done()), None)
+            if finished is not None:
+                running.remove(finished)
+                await self._finish(finished)
                 continue
-            if not self._queue:
-                if not running and self._stopping:
+            if len(running) == depth or not self._queue:
+                if not self._queue and not running and self._stopping:
                     return
                 self._wakeup.clear()
-                await self._wakeup.wait()  # a new request, stop(), or the running batch ends
+                await self._wakeup.wait()  # a new request, stop(), or a running batch ends
                 continue
             if running:
-                # The model is busy: hand over a full batch now; a partial one may still fill
-                # before the model is free, so it waits for either.
+                if len(running) < self._model_threads:
+                    # A model thread is idle: what is queued runs now, with no wait for company.
+                    ready.extend(self._take(self._window))
+                    continue
+                # Every model thread is busy: hand over a full batch now; a partial one may
+                # still fill before a thread is free, so it waits for either.
                 if self._queued < self._max_batch_size and not self._stopping:
                     self._wakeup.clear()
                     await self._wakeup.wait()
@@ -308,7 +328,7 @@ class Batcher:
         return [live[start:end] for start, end in cuts]
 
     def _launch(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> _Launched:
-        """Hand a batch to the model thread (which drops the items whose request ended)."""
+        """Hand a batch to a model thread (which drops the items whose request ended)."""
         future = loop.run_in_executor(self._executor, _run_on_model_thread, self._backend, batch)
         future.add_done_callback(lambda _: self._wakeup.set())
         return _Launched(batch, future)
@@ -368,6 +388,15 @@ def _run_on_model_thread(
         return live, [], started, 0.0
     scores = backend.predict([item.ids for item in live])
     return live, scores, started, time.monotonic() - started
+
+
+def _lower_priority(nice: int) -> None:
+    """Give the calling (model) thread a nice value, so the event loop runs first."""
+    if nice > 0 and hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError:
+            logger.warning("could not set the model threads' nice value to %d", nice)
 
 
 def cut_sorted(

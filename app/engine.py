@@ -14,7 +14,7 @@ from enum import StrEnum
 from app.batching import Batcher
 from app.errors import NotReadyError
 from app.inference import Inference, derive_limits
-from app.model import Classifier, batch_size
+from app.model import Classifier
 from app.observability import Metrics
 from app.settings import Settings
 
@@ -72,13 +72,15 @@ class Engine:
         settings = self.settings
         batcher = Batcher(
             classifier,
-            max_batch_size=batch_size(settings),
+            max_batch_size=settings.max_batch_size,
             max_batch_tokens=settings.max_batch_tokens,
             call_overhead_tokens=classifier.call_overhead_tokens,
             max_wait_s=settings.max_wait_ms / 1000,
             capacity=limits.queue_size,
             retry_after_s=settings.retry_after_s,
             on_batch=self.metrics.observe_batch,
+            model_threads=classifier.model_threads,
+            model_thread_nice=settings.model_thread_nice,
         )
         batcher.start()
         self.metrics.queue_depth.set_function(lambda: batcher.depth)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from app.batching import Batcher, TokenIds
 from app.errors import DeadlineExceededError, OverloadedError
-from app.model import Classifier, batch_size
+from app.model import Classifier
 from app.schemas import ScoreFunction
 from app.scoring import Ranked, rank
 from app.settings import Settings
@@ -63,7 +63,7 @@ def derive_limits(settings: Settings, classifier: Classifier) -> Limits:
     ``SERVE_REQUEST_TIMEOUT_S``, a request at the limit in half of that."""
     if settings.queue_size and settings.max_instances:
         return Limits(settings.queue_size, settings.max_instances)
-    texts_per_s = classifier.measure_throughput(batch_size(settings))
+    texts_per_s = classifier.measure_throughput(settings.max_batch_size)
     low, high = QUEUE_BOUNDS
     budget = int(texts_per_s * settings.request_timeout_s * DEADLINE_SHARE)
     queue_size = settings.queue_size or min(high, max(low, budget))

@@ -7,9 +7,10 @@ nothing is downloaded. Two runtimes score a padded batch:
 - ONNX Runtime (:class:`OnnxScorer`), on CPU when the artifact holds ``model.onnx``
   (``SERVE_RUNTIME=auto``): the whole forward pass is one native call, which on a small CPU
   has a far smaller fixed cost per call than PyTorch's op-by-op dispatch and holds the GIL
-  only at its ends, so the event loop and the model stop taking turns. Of the artifact's
-  ONNX files (``model.onnx``, ``model.optimized.onnx``, ``model.int8.onnx``) it runs the
-  fastest whose recorded accuracy check passes the configured threshold, or the one
+  only at its ends, so the event loop and the model stop taking turns, and several model
+  threads run batches on the same session in parallel (:func:`resolve_threads`). Of the
+  artifact's ONNX files (``model.onnx``, ``model.optimized.onnx``, ``model.int8.onnx``) it
+  runs the fastest whose recorded accuracy check passes the configured threshold, or the one
   ``SERVE_ONNX_VARIANT`` forces (``model_artifact.variants.pick_variant``).
 """
 
@@ -131,8 +132,10 @@ class Classifier:
         pad_id = tokenizer.pad_token_id
         self._pad_id = int(pad_id) if pad_id is not None else 0
         self._pad_multiple = pad_multiple
-        # What one call costs beyond its tokens, in tokens (set by load_classifier).
+        # What one call costs beyond its tokens, in tokens, and how many batches may run at
+        # once (both set by load_classifier).
         self.call_overhead_tokens = 0.0
+        self.model_threads = 1
 
     @property
     def runtime(self) -> str:
@@ -221,14 +224,59 @@ class Classifier:
         return self.tokenize(["warm up the model before the first request"])[0]
 
 
-def batch_size(settings: Settings) -> int:
-    """``SERVE_MAX_BATCH_SIZE``, or 64 when it is 0. The batcher cuts what is queued into the
-    cheapest batches under this cap (padding against the cost of a call), so the cap only
-    bounds memory and the window of texts sorted together; a small cap on CPU narrows that
-    window (one run each at concurrency 32: a cap of 16 gave 92, 64 gave 115 texts/s)."""
-    if settings.max_batch_size:
-        return settings.max_batch_size
-    return 64
+# More model threads than this only split a CPU's queue into ever smaller batches; wider
+# machines give each model thread more intra-op threads instead.
+MAX_AUTO_MODEL_THREADS = 4
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use: its affinity mask (``taskset``, cpusets), capped by a
+    cgroup v2/v1 CPU quota rounded down (``docker --cpus``), at least 1. ``os.cpu_count``
+    counts the host's CPUs, which in a container can be many more than it may use."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        count = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        count = min(count, int(quota))
+    return max(1, count)
+
+
+def _cgroup_cpu_quota() -> float | None:
+    for quota_file, period_file in (
+        ("/sys/fs/cgroup/cpu.max", None),  # v2: "<quota> <period>" or "max <period>"
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+    ):
+        try:
+            fields = Path(quota_file).read_text().split()
+            if period_file is not None:
+                fields.append(Path(period_file).read_text().strip())
+        except OSError:
+            continue
+        if len(fields) < 2 or fields[0] in ("max", "-1"):
+            return None
+        return int(fields[0]) / int(fields[1])
+    return None
+
+
+def resolve_threads(
+    settings: Settings, runtime: str, device: torch.device
+) -> tuple[int, int | None]:
+    """(model threads, intra-op threads of each; None: the runtime's own default, on a GPU).
+
+    ONNX Runtime on a CPU: one model thread per usable CPU of this worker (at most
+    :data:`MAX_AUTO_MODEL_THREADS`), one intra-op thread each, so under load every core runs
+    a batch while the event loop takes its share between calls; a lone request still runs at
+    once on one of them. PyTorch: one model thread (it takes the GIL between ops, so two would
+    take turns with each other and the event loop) with the CPUs but one as intra-op threads."""
+    cpus = max(1, usable_cpus() // settings.workers)
+    if device.type != "cpu":
+        return settings.model_threads or 1, None
+    if runtime == "onnx":
+        model_threads = settings.model_threads or min(cpus, MAX_AUTO_MODEL_THREADS)
+        return model_threads, settings.torch_threads or max(1, cpus // model_threads)
+    return settings.model_threads or 1, settings.torch_threads or max(1, cpus - 1)
 
 
 def resolve_device(settings: Settings) -> tuple[torch.device, torch.dtype]:
@@ -245,12 +293,17 @@ def resolve_device(settings: Settings) -> tuple[torch.device, torch.dtype]:
 
 def resolve_runtime(settings: Settings, device: torch.device) -> str:
     """``torch`` or ``onnx``: auto means ONNX Runtime on a CPU in fp32 when the artifact has
-    ``model.onnx`` and onnxruntime is installed, PyTorch otherwise."""
+    ``model.onnx`` and onnxruntime is installed, PyTorch otherwise. (The one place that looks
+    for ``model.onnx``: which variant of it runs is ``pick_variant``'s choice.)"""
+    has_onnx = (Path(settings.model_dir) / ONNX_FILE).is_file()
+    if settings.runtime == "onnx" and not has_onnx:
+        raise ArtifactError(
+            f"SERVE_RUNTIME=onnx, but {settings.model_dir} has no {ONNX_FILE}: add one with "
+            f"`python -m model_artifact.onnx {settings.model_dir}`, or set SERVE_RUNTIME=auto"
+        )
     if settings.runtime != "auto":
         return settings.runtime
-    if device.type != "cpu" or settings.dtype not in ("auto", "float32"):
-        return "torch"
-    if not (Path(settings.model_dir) / ONNX_FILE).is_file():
+    if device.type != "cpu" or settings.dtype not in ("auto", "float32") or not has_onnx:
         return "torch"
     try:
         import onnxruntime  # noqa: F401
@@ -268,21 +321,12 @@ def load_classifier(settings: Settings) -> Classifier:
     runtime = resolve_runtime(settings, device)
     if runtime == "onnx":
         device, dtype = torch.device("cpu"), torch.float32
-    threads = None
-    if device.type == "cpu":
-        # By default one core is left to the event loop (HTTP, tokenizing): on a small box a
-        # model thread fighting the loop for a core stalls both.
-        threads = settings.torch_threads or max(1, (os.cpu_count() or 1) // settings.workers - 1)
+    model_threads, threads = resolve_threads(settings, runtime, device)
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # progress bars would break the JSON logs
     scorer: Scorer
     if runtime == "onnx":
-        if not (model_dir / ONNX_FILE).is_file():
-            raise ArtifactError(
-                f"SERVE_RUNTIME=onnx, but {model_dir} has no {ONNX_FILE}: add one with "
-                f"`python -m model_artifact.onnx {model_dir}`, or set SERVE_RUNTIME=auto"
-            )
         tokenizer, info = load_tokenizer(model_dir)
         threshold = Threshold(settings.onnx_max_f1_loss, settings.onnx_max_changed_labels)
         variant = pick_variant(model_dir, info, threshold, settings.onnx_variant)
@@ -300,9 +344,10 @@ def load_classifier(settings: Settings) -> Classifier:
         # Tensor cores want multiples of 8; on CPU padding would only cost compute.
         pad_multiple=8 if device.type == "cuda" else 1,
     )
-    classifier.warm_up(batch_size(settings), settings.max_batch_tokens)
+    classifier.model_threads = model_threads
+    classifier.warm_up(settings.max_batch_size, settings.max_batch_tokens)
     classifier.call_overhead_tokens = (
-        classifier.measure_call_overhead(batch_size(settings))
+        classifier.measure_call_overhead(settings.max_batch_size)
         if settings.call_overhead_tokens is None
         else settings.call_overhead_tokens
     )
@@ -316,6 +361,7 @@ def load_classifier(settings: Settings) -> Classifier:
             "onnx_variant": getattr(scorer, "variant", None),
             "device": str(device),
             "dtype": str(dtype).removeprefix("torch."),
+            "model_threads": model_threads,
             "threads": threads,
             "call_overhead_tokens": round(classifier.call_overhead_tokens, 1),
             "load_seconds": round(time.monotonic() - started, 3),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # InvokeEndpoint's body limit, 6 MiB (botocore's BodyBlob max; lambda/api_settings.py quotes it).
@@ -28,6 +28,9 @@ ASYNC_MAX_BODY_BYTES = 1024 * 1024 * 1024
 ASYNC_DEFAULT_BODY_BYTES = 100 * 1024 * 1024
 ASYNC_TIMEOUT_S = 900.0
 _MIB = 1024 * 1024
+# A small cap narrows the window of texts sorted together and lowers throughput on a CPU
+# (docs/serving.md, SERVE_MAX_BATCH_SIZE).
+DEFAULT_MAX_BATCH_SIZE = 64
 
 
 class Settings(BaseSettings):
@@ -88,14 +91,38 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="Model precision; auto is bf16 (or fp16) on GPU, fp32 on CPU."
     )
+    model_threads: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Batches the model runs at once, each on its own thread (ONNX Runtime "
+        "releases the GIL for a whole call, so they run in parallel). 0: on a CPU with ONNX "
+        "Runtime, the worker's share of the usable CPUs (affinity and cgroup quota), at most "
+        "4; otherwise 1 (PyTorch holds the GIL between ops; a GPU runs one batch at a time).",
+    )
+    model_thread_nice: int = Field(
+        default=0,
+        ge=0,
+        le=19,
+        description="Nice value of the model threads (Linux; 0 leaves them as they are): above "
+        "0 the event loop (HTTP, /ping, forming batches) runs first whenever it has work and "
+        "the model threads take the rest of the CPU.",
+    )
     torch_threads: int = Field(
         default=0,
         ge=0,
         le=256,
-        description="CPU threads per worker; 0: CPUs / workers - 1.",
+        description="Intra-op CPU threads of each model thread; 0: with ONNX Runtime, the "
+        "worker's CPUs / model threads; with PyTorch, its CPUs - 1 (a core left to the event "
+        "loop).",
     )
     max_batch_size: int = Field(
-        default=0, ge=0, le=4096, description="Most texts per model call; 0: 64."
+        default=DEFAULT_MAX_BATCH_SIZE,
+        ge=0,
+        le=4096,
+        description="Most texts per model call (0 is read as the default). The batcher cuts "
+        "what is queued into the cheapest batches under this cap, so it only bounds memory "
+        "and the window of texts sorted together.",
     )
     max_batch_tokens: int = Field(
         default=16384,
@@ -253,6 +280,11 @@ class Settings(BaseSettings):
         than refused (413): in a Batch Transform job and on an async endpoint, where the
         deadline is minutes and the caller cannot split the payload itself."""
         return self.batch_transform or self.batch_strategy is not None or self.async_inference
+
+    @field_validator("max_batch_size")
+    @classmethod
+    def _zero_is_the_default(cls, value: int) -> int:
+        return value or DEFAULT_MAX_BATCH_SIZE  # 0 meant "the default" before it had a value
 
     @model_validator(mode="after")
     def _check_limits(self) -> Settings:

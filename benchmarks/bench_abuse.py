@@ -42,8 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench_serving import build_minilm_artifact
-
+from devtools.artifacts import build_minilm_artifact
 from devtools.data import headlines
 from devtools.paths import REPO_ROOT
 from devtools.processes import ServerProcess, start_model_server, stop_model_server

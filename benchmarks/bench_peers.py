@@ -38,6 +38,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from baseline_server import start_baseline
+from bench_serving import auto_variant
+from load_generator import drive_measuring_cpu
 from peers.launchers import (
     DEFAULT_VENVS,
     PeerProcess,
@@ -46,7 +49,9 @@ from peers.launchers import (
     start_torchserve,
 )
 
-from devtools.processes import ServerProcess, start_model_server, stop_model_server
+from devtools.artifacts import build_minilm_artifact
+from devtools.data import headlines
+from devtools.processes import ServerProcess, start_model_server
 
 PEERS = ("hf-toolkit", "torchserve", "pipeline")
 # Our server per --ours entry: fp32 is the fp32 ONNX file; auto is the server's default.
@@ -59,37 +64,35 @@ OURS_ENV = {
 }
 
 
-# -- the serving benchmark's load generator, model and floor (one adapter) ---------------------
+# -- the load: the serving benchmark's load generator ---------------------------------------------
 
 
-def load_generator() -> Any:
-    """The serving benchmark's module: its load generator (``drive``), headlines, MiniLM
-    artifact and per-request pipeline floor."""
-    import bench_serving
-
-    return bench_serving
-
-
-def measure(port: int, texts: Sequence[str], concurrency: int, seconds: float) -> dict[str, Any]:
-    """The load generator's figures, or, when the server dropped a connection (the load
-    generator gives up on the point then), a point with no figures that says so."""
+def measure(
+    contender: Contender, texts: Sequence[str], concurrency: int, seconds: float
+) -> dict[str, Any]:
+    """The load generator's figures with the contender's CPU use (all its processes), or,
+    when the server dropped a connection (the load generator gives up on the point then), a
+    point with no figures that says so."""
     try:
-        result: dict[str, Any] = load_generator().drive(port, texts, concurrency, seconds)
+        return drive_measuring_cpu(
+            contender.pid, contender.url, texts, concurrency=concurrency, seconds=seconds
+        )
     except (ConnectionError, asyncio.IncompleteReadError) as exc:
         failure = f"{type(exc).__name__}: {exc}"
         empty = dict.fromkeys(("p50_ms", "p95_ms", "p99_ms", "errors"))
         return {"concurrency": concurrency, "texts_per_s": 0.0, **empty, "failed": failure}
-    return result
 
 
 # -- contenders ---------------------------------------------------------------------------------
 
 
 class Contender:
-    """A running server: its name, port and how to stop it."""
+    """A running server: its name, URL, process id (its CPU use counts its descendants too)
+    and how to stop it."""
 
-    def __init__(self, name: str, port: int, stop: Callable[[], None]) -> None:
-        self.name, self.port, self.stop = name, port, stop
+    def __init__(self, name: str, port: int, pid: int, stop: Callable[[], None]) -> None:
+        self.name, self.pid, self.stop = name, pid, stop
+        self.url = f"http://127.0.0.1:{port}"
 
 
 def start_ours(variant: str, model_dir: Path, work: Path, threads: int) -> Contender:
@@ -99,20 +102,19 @@ def start_ours(variant: str, model_dir: Path, work: Path, threads: int) -> Conte
     server: ServerProcess = start_model_server(
         model_dir.parent, work / f"ours-{variant}.log", timeout=300, **env
     )
-    port = int(server.url.rsplit(":", 1)[1])
-    return Contender(f"ours-{variant}", port, lambda: stop_model_server(server))
+    return Contender(f"ours-{variant}", server.port, server.process.pid, server.stop)
 
 
 def start_peer(name: str, model_dir: Path, work: Path, args: argparse.Namespace) -> Contender:
-    peer: PeerProcess | Any
+    peer: PeerProcess | ServerProcess
     if name == "hf-toolkit":
         peer = start_hf_toolkit(model_dir, work / name, Path(args.venvs))
     elif name == "torchserve":
         peer = start_torchserve(model_dir, work / name, torchserve_config(args), Path(args.venvs))
     else:
         threads = args.pipeline_threads or os.cpu_count() or 1
-        peer = load_generator().start_baseline(model_dir, work / "pipeline.log", threads)
-    return Contender(name, peer.port, peer.stop)
+        peer = start_baseline(model_dir, work / "pipeline.log", threads)
+    return Contender(name, peer.port, peer.process.pid, peer.stop)
 
 
 def torchserve_config(args: argparse.Namespace) -> TorchServeConfig:
@@ -124,28 +126,14 @@ def torchserve_config(args: argparse.Namespace) -> TorchServeConfig:
     )
 
 
-def auto_variant(model_dir: Path) -> str:
-    """What ``SERVE_ONNX_VARIANT=auto`` serves from this artifact under default settings."""
-    from app.settings import Settings
-    from model_artifact import read_info
-    from model_artifact.variants import Threshold, pick_variant
-
-    settings = Settings(base_dir=model_dir.parent)
-    threshold = Threshold(settings.onnx_max_f1_loss, settings.onnx_max_changed_labels)
-    return pick_variant(model_dir, read_info(model_dir), threshold)
-
-
 # -- the run ------------------------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    bench = load_generator()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    model_dir = (
-        Path(args.model) if args.model else bench.build_minilm_artifact(work / "opt_ml" / "model")
-    )
-    texts = bench.headlines()
+    model_dir = Path(args.model) if args.model else build_minilm_artifact(work / "opt_ml" / "model")
+    texts = headlines()
     report: dict[str, Any] = {
         "model": str(model_dir),
         "auto_serves": auto_variant(model_dir),
@@ -166,7 +154,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for concurrency in args.concurrency:
                 shift = round_ % len(contenders)
                 for contender in contenders[shift:] + contenders[:shift]:
-                    result = measure(contender.port, texts, concurrency, args.seconds)
+                    result = measure(contender, texts, concurrency, args.seconds)
                     result |= {
                         "name": contender.name,
                         "round": round_,

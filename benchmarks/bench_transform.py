@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 from bench_abuse import RssSampler
-from bench_serving import build_minilm_artifact
 
+from devtools.artifacts import build_minilm_artifact
 from devtools.batch_transform import MIB, transform
 from devtools.data import headlines
 from devtools.processes import ServerProcess, start_model_server, stop_model_server

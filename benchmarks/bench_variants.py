@@ -3,9 +3,9 @@ MiniLM artifact, alternated in rounds in one process, with the server's thread s
 
     .venv/bin/python benchmarks/bench_variants.py [--rounds 2] [--threads 1]
 
-Builds (once) the artifact of ``bench_serving.build_minilm_artifact`` with ``model.onnx`` and
+Builds (once) the artifact of ``devtools.artifacts.build_minilm_artifact`` with ``model.onnx`` and
 its unchecked variants (a fresh head has no test split), prints their sizes, then texts/s of
-``bench_serving.model_only`` (length-sorted batches of 1 and 32 through the server's
+``ceilings.model_only`` (length-sorted batches of 1 and 32 through the server's
 ``OnnxScorer``) per variant per round. Accuracy per variant: ``compare_runtimes.py`` on a
 trained artifact.
 """
@@ -19,8 +19,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_serving import build_minilm_artifact, headlines, model_only
+from ceilings import model_only
 
+from devtools.artifacts import build_minilm_artifact
+from devtools.data import headlines
 from model_artifact import ONNX_VARIANT_FILES
 
 

@@ -13,7 +13,7 @@ summary on stdout (progress goes to stderr):
 - ``accuracy``: the real training job (``python -m training``) fine-tuning MiniLM on all
   training rows of the development file at bf16, its test macro-F1 next to the baseline's;
 - ``serving``: the real server (``python -m app``, PyTorch bf16 on CUDA) serving that
-  artifact at concurrency 1, 32 and 256 (``bench_serving``'s load generator): texts/s,
+  artifact at concurrency 1, 32 and 256 (``load_generator``, via ``bench_serving``): texts/s,
   p50/p99, GPU utilisation from ``nvidia-smi``, and the model-only ceiling of the server's own
   ``Classifier`` on length-sorted batches;
 - ``versions``: driver, CUDA, torch, GPU name.
@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import bench_serving  # the load generator (this script's directory)
+import bench_serving  # the server measured under load (this script's directory)
 import bench_training  # the timed training loop
 
 from devtools.artifacts import minilm_dir, tiny_bert_config
@@ -357,7 +357,7 @@ def serving(data: Path, base: Path, smoke: bool) -> dict[str, Any]:
     try:
         for concurrency in (1, 32, 256):
             with GpuUtilisation() as utilisation:
-                level = bench_serving.drive_server(server.port, texts, concurrency, seconds)
+                level = bench_serving.drive_server(server, texts, concurrency, seconds)
             level["gpu_utilisation_percent"] = utilisation.mean()
             results["levels"][str(concurrency)] = level
             log(f"serving at concurrency {concurrency}: {level.get('texts_per_s')}")

@@ -1,5 +1,6 @@
 """Tiny model artifacts of the real format, and the offline pretrained MiniLM.
 
+``build_minilm_artifact`` is the benchmarks' model: the pretrained MiniLM with a fresh head.
 The tiny model is a 2-layer BERT with random weights and the real uncased WordPiece
 tokenizer of the offline MiniLM package, saved through the same ``save_artifact`` that
 training uses, so whatever reads it reads an artifact of the real format.
@@ -65,3 +66,40 @@ def build_tiny_artifact(model_dir: Path, *, seed: int = 0, initializer_range: fl
     info = ArtifactInfo(labels=LABELS, max_length=TINY_MAX_LENGTH, base_model="tiny-bert-test")
     save_artifact(model, tokenizer, info, model_dir)
     return model_dir
+
+
+def build_minilm_artifact(model_dir: Path, max_length: int = 128, *, onnx: bool = True) -> Path:
+    """The pretrained MiniLM encoder with a fresh (seeded) 4-class head, as a model artifact,
+    with its ``model.onnx`` (as the training job writes it) and its ONNX variants unless
+    ``onnx`` is false. Built once: an existing artifact in ``model_dir`` is kept."""
+    if not (model_dir / "artifact.json").is_file():
+        _save_minilm_with_fresh_head(model_dir, max_length)
+    if onnx and not (model_dir / "model.onnx").is_file():
+        from model_artifact.onnx import export_onnx
+
+        export_onnx(model_dir)
+    if onnx and not (model_dir / "model.int8.onnx").is_file():
+        from model_artifact.variants import build_variants
+
+        # Unchecked (a fresh head has no test split to be checked on): the server's auto
+        # keeps fp32 unless SERVE_ONNX_VARIANT forces one; the ceilings cover all.
+        build_variants(model_dir)
+    return model_dir
+
+
+def _save_minilm_with_fresh_head(model_dir: Path, max_length: int) -> None:
+    import torch
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    from model_artifact import ArtifactInfo, save_artifact
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification.from_pretrained(
+        minilm_dir(),
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    ).eval()
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    info = ArtifactInfo(labels=LABELS, max_length=max_length, base_model="all-MiniLM-L6-v2")
+    save_artifact(model, tokenizer, info, model_dir)

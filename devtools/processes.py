@@ -88,6 +88,39 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
+    def rss_mib(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmRSS"))
+        return int(line.split()[1]) / 1024
+
+    def stop(self) -> None:
+        stop_model_server(self)
+
+
+def start_server(
+    args: list[str],
+    log_path: Path,
+    port: int,
+    *,
+    env: dict[str, str],
+    cwd: str | Path = REPO_ROOT,
+    timeout: float = 120.0,
+) -> ServerProcess:
+    """Start a server process that listens on ``port`` of 127.0.0.1, its output in
+    ``log_path``, and wait for its /ping == 200 (stopping it if that never comes)."""
+    # The child keeps its own handle on the log; ours is closed at once.
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            args, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    server = ServerProcess(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+    try:
+        wait_for_ping(server.url, process, timeout=timeout, log_path=log_path)
+    except ServerNotReadyError:
+        stop_model_server(server)
+        raise
+    return server
+
 
 def start_model_server(
     base_dir: Path,
@@ -103,29 +136,17 @@ def start_model_server(
     It listens on 127.0.0.1 only (``SERVE_HOST``; the image's contract is 0.0.0.0), unless
     ``env`` says otherwise."""
     port = free_port()
-    # The child keeps its own handle on the log; ours is closed at once.
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app"],
-            cwd=cwd,
-            env=offline_env(
-                **{
-                    "SERVE_HOST": "127.0.0.1",
-                    "SAGEMAKER_BASE_DIR": str(base_dir),
-                    "SAGEMAKER_BIND_TO_PORT": str(port),
-                    **env,
-                }
-            ),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    server = ServerProcess(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
-    try:
-        wait_for_ping(server.url, process, timeout=timeout, log_path=log_path)
-    except ServerNotReadyError:
-        stop_model_server(server)
-        raise
-    return server
+    child_env = offline_env(
+        **{
+            "SERVE_HOST": "127.0.0.1",
+            "SAGEMAKER_BASE_DIR": str(base_dir),
+            "SAGEMAKER_BIND_TO_PORT": str(port),
+            **env,
+        }
+    )
+    return start_server(
+        [sys.executable, "-m", "app"], log_path, port, env=child_env, cwd=cwd, timeout=timeout
+    )
 
 
 def stop_model_server(server: ServerProcess) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -157,11 +158,12 @@ def test_deadline_passing_in_the_queue_is_answered() -> None:
     asyncio.run(scenario())
 
 
-def test_stop_drains_the_queue_then_refuses() -> None:
+@pytest.mark.parametrize("model_threads", [1, 2])
+def test_stop_drains_the_queue_then_refuses(model_threads: int) -> None:
     async def scenario() -> None:
         backend = RecordingBackend()
         backend.gate.clear()
-        batcher = make_batcher(backend, max_batch_size=2)
+        batcher = make_batcher(backend, max_batch_size=2, model_threads=model_threads)
         batcher.start()
         jobs = [
             asyncio.create_task(batcher.run(sequences([1, 2, 3], start=10 * i), deadline()))
@@ -177,6 +179,126 @@ def test_stop_drains_the_queue_then_refuses() -> None:
         assert [len((await job).future.result()) for job in jobs] == [3, 3, 3]
 
     asyncio.run(scenario())
+
+
+class ConcurrentBackend(RecordingBackend):
+    """Records how many batches run at once; each batch takes a little while, the shorter
+    sequences longer, so batches launched later can finish first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    def predict(self, batch: Sequence[Sequence[int]]) -> list[list[float]]:
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(0.02 / len(batch[0]))
+            return super().predict(batch)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+def test_two_model_threads_run_batches_side_by_side_and_keep_input_order() -> None:
+    async def scenario() -> None:
+        backend = ConcurrentBackend()
+        batcher = make_batcher(backend, max_batch_size=2, model_threads=2)
+        batcher.start()
+        requests = [[9, 1, 7, 3, 8, 2, 6, 4, 5, 10, 1], [1, 1, 5], [4], [2, 8, 2, 8]]
+        jobs = await asyncio.gather(
+            *(
+                batcher.run(sequences(lengths, start=100 * r), deadline())
+                for r, lengths in enumerate(requests)
+            )
+        )
+        for r, (job, lengths) in enumerate(zip(jobs, requests, strict=True)):
+            expected = [[float(100 * r + i), float(n)] for i, n in enumerate(lengths)]
+            assert job.future.result() == expected
+        assert backend.most_in_flight == 2
+        assert all(len(batch) <= 2 for batch in backend.batches)
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_with_one_model_thread_batches_run_one_at_a_time() -> None:
+    async def scenario() -> None:
+        backend = ConcurrentBackend()
+        batcher = make_batcher(backend, max_batch_size=2)
+        batcher.start()
+        await asyncio.gather(
+            *(batcher.run(sequences([3, 3], start=i), deadline()) for i in range(4))
+        )
+        assert backend.most_in_flight == 1
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_full_queue_is_refused_with_two_model_threads_busy() -> None:
+    async def scenario() -> None:
+        backend = RecordingBackend()
+        backend.gate.clear()
+        batcher = make_batcher(backend, max_batch_size=1, capacity=4, model_threads=2)
+        batcher.start()
+        # Two batches run (one per thread) and a third waits behind them: none is queued.
+        running = [
+            asyncio.create_task(batcher.run(sequences([2], start=100 + i), deadline()))
+            for i in range(3)
+        ]
+        await asyncio.sleep(0.05)
+        assert batcher.depth == 0
+        waiting = asyncio.create_task(batcher.run(sequences([2] * 4, start=200), deadline()))
+        await asyncio.sleep(0.01)
+        assert batcher.depth == 4
+        with pytest.raises(OverloadedError):
+            batcher.submit(sequences([2]), deadline())
+        waiting.cancel()  # the client went away: its texts never run
+        await asyncio.sleep(0.01)
+        assert batcher.depth == 0
+        backend.gate.set()
+        assert [(await task).future.result() for task in running] == [
+            [[100.0 + i, 2.0]] for i in range(3)
+        ]
+        later = await batcher.run(sequences([2], start=300), deadline())
+        assert later.future.result() == [[300.0, 2.0]]
+        ran = {ids[0] for batch in backend.batches for ids in batch}
+        assert ran == {100, 101, 102, 300}
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_model_threads_can_run_at_a_lower_priority() -> None:
+    priorities: list[int] = []
+
+    class PriorityBackend(RecordingBackend):
+        def predict(self, batch: Sequence[Sequence[int]]) -> list[list[float]]:
+            priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return super().predict(batch)
+
+    async def scenario() -> None:
+        batcher = make_batcher(PriorityBackend(), model_threads=2, model_thread_nice=5)
+        batcher.start()
+        jobs = (batcher.run(sequences([3] * 4, start=i), deadline()) for i in range(3))
+        await asyncio.gather(*jobs)
+        await batcher.stop()
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    if base > 5:
+        pytest.skip("the tests already run above nice 5")
+    asyncio.run(scenario())
+    assert priorities and set(priorities) == {5}
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the event loop's thread keeps its own
+
+
+def test_a_batcher_needs_a_model_thread() -> None:
+    with pytest.raises(ValueError, match="at least one thread"):
+        make_batcher(RecordingBackend(), model_threads=0)
 
 
 def test_cuts_weigh_padding_against_the_cost_of_a_call() -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,7 @@ from pydantic import ValidationError
 
 from app import scoring
 from app.api import create_app
-from app.model import load_classifier
+from app.model import MAX_AUTO_MODEL_THREADS, load_classifier, usable_cpus
 from app.settings import Settings
 from model_artifact import ONNX_FILE, ArtifactError, load_artifact, save_artifact
 from model_artifact.onnx import main as export_main
@@ -212,3 +215,48 @@ def test_an_artifact_with_non_finite_scores_is_refused_at_load(
     save_artifact(model, tokenizer, info, model_dir)
     with pytest.raises(ArtifactError, match="not finite"):
         load_classifier(tiny_settings(model_dir, runtime="torch"))
+
+
+def test_model_threads_follow_the_usable_cpus(
+    tiny_model_dir: Path, tiny_onnx_model_dir: Path
+) -> None:
+    cpus = usable_cpus()
+    assert 1 <= cpus <= (os.cpu_count() or 1)
+    onnx = load_classifier(tiny_settings(tiny_onnx_model_dir))
+    assert onnx.model_threads == min(cpus, MAX_AUTO_MODEL_THREADS)
+    # PyTorch takes the GIL between ops: one model thread, the other cores intra-op.
+    assert load_classifier(tiny_settings(tiny_model_dir)).model_threads == 1
+    forced = tiny_settings(tiny_onnx_model_dir, model_threads=3, torch_threads=1)
+    assert load_classifier(forced).model_threads == 3
+
+
+def test_usable_cpus_follow_the_affinity_mask() -> None:
+    """A process pinned to one CPU (taskset, a cpuset) derives one model thread."""
+    first = min(os.sched_getaffinity(0))
+    run = subprocess.run(
+        [sys.executable, "-c", "from app.model import usable_cpus; print(usable_cpus())"],
+        preexec_fn=lambda: os.sched_setaffinity(0, {first}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert run.stdout.strip() == "1"
+
+
+def test_two_model_threads_answer_like_one(tiny_onnx_model_dir: Path) -> None:
+    expected = scores(tiny_onnx_model_dir, "onnx")[1]
+    settings = tiny_settings(tiny_onnx_model_dir, model_threads=2, max_batch_size=2)
+    client = started_client(settings)
+    try:
+        body = {"inputs": TEXTS * 3, "parameters": {"top_k": 4, "function_to_apply": "softmax"}}
+        response = client.post("/invocations", json=body)
+        assert response.status_code == 200, response.text
+        labels = list(load_classifier(settings).labels)
+        for ranked, want in zip(response.json(), np.concatenate([expected] * 3), strict=True):
+            got = np.zeros(len(labels))
+            for entry in ranked:
+                got[labels.index(entry["label"])] = entry["score"]
+            np.testing.assert_allclose(got, want, atol=1e-5)
+    finally:
+        client.__exit__(None, None, None)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from app.settings import Settings
+from app.settings import DEFAULT_MAX_BATCH_SIZE, Settings
 
 
 @pytest.fixture
@@ -62,3 +63,20 @@ def test_async_inference_takes_large_bodies(clean_env: pytest.MonkeyPatch) -> No
     assert (settings.max_body_bytes, settings.request_timeout_s) == (100 * 1024**2, 900)
     clean_env.setenv("SERVE_MAX_BODY_BYTES", str(1024**3))  # Asynchronous Inference's limit
     assert Settings().max_body_bytes == 1024**3
+
+
+def test_a_batch_size_of_zero_reads_as_the_default(clean_env: pytest.MonkeyPatch) -> None:
+    assert Settings().max_batch_size == DEFAULT_MAX_BATCH_SIZE == 64
+    clean_env.setenv("SERVE_MAX_BATCH_SIZE", "0")  # what "0: 64" configurations still say
+    assert Settings().max_batch_size == 64
+    clean_env.setenv("SERVE_MAX_BATCH_SIZE", "16")
+    assert Settings().max_batch_size == 16
+
+
+def test_model_threads_are_read_and_bounded(clean_env: pytest.MonkeyPatch) -> None:
+    assert Settings().model_threads == 0  # derived from the usable CPUs at start-up
+    clean_env.setenv("SERVE_MODEL_THREADS", "3")
+    assert Settings().model_threads == 3
+    clean_env.setenv("SERVE_MODEL_THREADS", "-1")
+    with pytest.raises(ValidationError, match="model_threads"):
+        Settings()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from app.model import load_classifier
 from app.settings import Settings
-from benchmarks.bench_serving import build_minilm_artifact
 from benchmarks.compare_models import compare, predict_artifact
+from devtools.artifacts import build_minilm_artifact
 from devtools.paths import SAMPLE_DATA
 from training.data import load_input
 from training.metrics import classification_report
