@@ -227,20 +227,32 @@ async def _probe_ping(
 
 
 def server_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and all its descendants so far (a TorchServe
-    or multi-model-server front end and its worker processes count together)."""
-    ticks = 0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
+    """User + system CPU seconds so far of a process, all its descendants and every process
+    of the session it leads: a TorchServe or multi-model-server front end and its workers
+    count together, even the Java front end that its launcher left behind (re-parented, but
+    still in the session the peer launcher started)."""
+    stats: dict[int, tuple[int, int, int]] = {}  # pid: (parent, session, CPU ticks)
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
         try:
-            stat = Path(f"/proc/{current}/stat").read_text()
+            stat = stat_file.read_text()
         except OSError:
             continue  # it ended meanwhile
+        # After the command name: state, ppid, pgrp, session, ..., utime (12th), stime (13th).
         fields = stat.rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-        for task in Path(f"/proc/{current}/task").glob("*/children"):
-            pending.extend(int(child) for child in task.read_text().split())
+        stats[int(stat_file.parent.name)] = (
+            int(fields[1]),
+            int(fields[3]),
+            int(fields[11]) + int(fields[12]),
+        )
+
+    def counted(current: int) -> bool:
+        while current > 1:
+            if current == pid or stats[current][1] == pid:
+                return True
+            current = stats[current][0] if current in stats else 0
+        return False
+
+    ticks = sum(cpu for current, (_, _, cpu) in stats.items() if counted(current))
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
