@@ -202,12 +202,14 @@ def _median(values: Iterable[float | None]) -> float | None:
 
 
 def ratios(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Each of our contenders' median texts/s over each peer's, per concurrency."""
+    """Each of our contenders' median texts/s over each peer's, and over our fp32 server's
+    (the issue's reference for the variants), per concurrency."""
     out: dict[str, dict[str, Any]] = {}
     ours = [name for name in summary if name.startswith("ours-")]
     peers = [name for name in summary if not name.startswith("ours-")]
     for name in ours:
-        for peer in peers:
+        fp32 = ["ours-fp32"] if "ours-fp32" in summary and name != "ours-fp32" else []
+        for peer in [*peers, *fp32]:
             out.setdefault(f"{name} / {peer}", {})
             for level, figures in summary[name].items():
                 theirs = summary[peer].get(level, {}).get("texts_per_s")
