@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install what `make images-test` needs where no Docker engine answers: Debian's buildah
 # (builds docker/Dockerfile), podman (runs the images; with netavark and aardvark-dns, the
-# bridge network and service names of docker compose), runc, and debootstrap (the local base
-# image). As root, with apt-get; does nothing when they are all there.
+# bridge network and service names of docker compose, and iptables, which netavark runs to set
+# up that network: without it every `podman run --publish` fails with "netavark: No such file
+# or directory"), runc, and debootstrap (the local base image). As root, with apt-get; does
+# nothing when they are all there.
 set -euo pipefail
 
-packages=(buildah podman runc netavark aardvark-dns debootstrap)
+packages=(buildah podman runc netavark aardvark-dns iptables debootstrap)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "${package}" 2>/dev/null | grep -q 'install ok installed'; then
