@@ -279,6 +279,12 @@ def resolve_threads(
     return settings.model_threads or 1, settings.torch_threads or max(1, cpus - 1)
 
 
+def variant_threshold(settings: Settings) -> Threshold:
+    """How far an ONNX variant may stray from fp32 and still be served by ``auto``
+    (``SERVE_ONNX_MAX_F1_LOSS``, ``SERVE_ONNX_MAX_CHANGED_LABELS``)."""
+    return Threshold(settings.onnx_max_f1_loss, settings.onnx_max_changed_labels)
+
+
 def resolve_device(settings: Settings) -> tuple[torch.device, torch.dtype]:
     if settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available()):
         device = torch.device("cuda")
@@ -328,8 +334,7 @@ def load_classifier(settings: Settings) -> Classifier:
     scorer: Scorer
     if runtime == "onnx":
         tokenizer, info = load_tokenizer(model_dir)
-        threshold = Threshold(settings.onnx_max_f1_loss, settings.onnx_max_changed_labels)
-        variant = pick_variant(model_dir, info, threshold, settings.onnx_variant)
+        variant = pick_variant(model_dir, info, variant_threshold(settings), settings.onnx_variant)
         scorer = OnnxScorer(
             model_dir / ONNX_VARIANT_FILES[variant], threads, len(info.labels), variant
         )

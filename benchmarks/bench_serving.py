@@ -101,11 +101,15 @@ def variant_settings(spec: str) -> dict[str, str]:
 
 
 def auto_variant(model_dir: Path) -> str:
-    """What ``SERVE_ONNX_VARIANT=auto`` picks on this artifact with the default threshold."""
+    """What ``SERVE_ONNX_VARIANT=auto`` picks on this artifact with the server's threshold
+    (its defaults, or the ``SERVE_ONNX_MAX_*`` variables the servers inherit)."""
+    from app.model import variant_threshold
+    from app.settings import Settings
     from model_artifact import read_info
-    from model_artifact.variants import Threshold, pick_variant
+    from model_artifact.variants import pick_variant
 
-    return pick_variant(model_dir, read_info(model_dir), Threshold())
+    threshold = variant_threshold(Settings(base_dir=model_dir.parent))
+    return pick_variant(model_dir, read_info(model_dir), threshold)
 
 
 def prepare(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -159,13 +163,16 @@ def ceilings(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from app.model import MAX_AUTO_MODEL_THREADS, usable_cpus
+
+    args.parallel = args.parallel or min(usable_cpus(), MAX_AUTO_MODEL_THREADS)
     texts = headlines()
     work = Path(args.work)
     base, model_dir = prepare(args)
     report: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
-            "usable_cpus": len(os.sched_getaffinity(0)),
+            "usable_cpus": usable_cpus(),
             "processor": platform.processor() or platform.machine(),
             "load_average_at_start": os.getloadavg(),
         },
@@ -347,8 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument(
         "--parallel",
         type=int,
-        default=len(os.sched_getaffinity(0)),
-        help="model threads at once in the second model-only ceiling (the server's default)",
+        default=0,
+        help="model threads at once in the second model-only ceiling; 0: the server's default "
+        "(app.model.resolve_threads: usable CPUs, at most MAX_AUTO_MODEL_THREADS)",
     )
     cold_p = sub.add_parser("coldstart", help="process start to first /ping 200 per variant")
     cold_p.add_argument("--rounds", type=int, default=3)

@@ -148,14 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    from app.model import variant_threshold
     from app.settings import Settings
     from model_artifact import ONNX_VARIANT_FILES, read_info
-    from model_artifact.variants import METADATA_KEY, Threshold, pick_variant
+    from model_artifact.variants import METADATA_KEY, pick_variant
     from training.data import load_input
 
     info = read_info(args.model)
     settings = Settings(base_dir=args.model.parent)
-    threshold = Threshold(settings.onnx_max_f1_loss, settings.onnx_max_changed_labels)
+    threshold = variant_threshold(settings)
     splits, _ = load_input(args.input, seed=args.seed)
     test = list(splits.test)
     if 0 < args.max_texts < len(test):
