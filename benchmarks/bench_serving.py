@@ -374,27 +374,33 @@ def main(argv: list[str] | None = None) -> int:
             help=f"servers to run, one of {', '.join(VARIANTS)}, each with optional settings",
         )
     for p in (run_p, cold_p, soak_p):
-        p.add_argument("--model", help="a model artifact directory (default: fresh-head MiniLM)")
-        p.add_argument(
-            "--setting",
-            nargs=2,
-            action="append",
-            metavar=("NAME", "VALUE"),
-            help="a server setting, e.g. --setting model_threads 1",
-        )
-        p.add_argument(
-            "--server-env",
-            action="append",
-            default=[],
-            metavar="NAME=VALUE",
-            help="an environment variable for the model servers only, e.g. LD_PRELOAD=...",
-        )
-        p.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "bench_serving"))
-        p.add_argument("--out", help="write the JSON report here")
+        add_server_options(p)
     args = parser.parse_args(argv)
     Path(args.work).mkdir(parents=True, exist_ok=True)
     emit({"run": run, "coldstart": coldstart, "soak": soak}[args.mode](args), args.out)
     return 0
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that starts a model server (read by ``prepare`` and
+    ``extra_settings``); ``profile_server.py`` takes them too."""
+    parser.add_argument("--model", help="a model artifact directory (default: fresh-head MiniLM)")
+    parser.add_argument(
+        "--setting",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a server setting, e.g. --setting model_threads 1",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the model servers only, e.g. LD_PRELOAD=...",
+    )
+    parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "bench_serving"))
+    parser.add_argument("--out", help="write the JSON report here")
 
 
 def emit(report: dict[str, Any], out: str | None) -> None:

@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench_serving import emit, extra_settings, prepare, variant_settings
+from bench_serving import add_server_options, emit, extra_settings, prepare, variant_settings
 from load_generator import run_load
 
 from devtools.data import headlines
@@ -93,11 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--py-spy", default="py-spy", help="the py-spy executable")
-    parser.add_argument("--model", help="a model artifact directory (default: fresh-head MiniLM)")
-    parser.add_argument("--setting", nargs=2, action="append", metavar=("NAME", "VALUE"))
-    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "bench_serving"))
-    parser.add_argument("--out", help="write the JSON report here")
+    add_server_options(parser)
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -116,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         load.start()
-        threading.Event().wait(min(3.0, (args.seconds + 2) / 4) + 1)  # past the warm-up
+        time.sleep(min(3.0, (args.seconds + 2) / 4) + 1)  # past the warm-up
         subprocess.run(
             [args.py_spy, "record", "--pid", str(server.process.pid), "--rate", str(args.rate),
              "--duration", str(int(args.seconds)), "--nonblocking", "--format", "raw",

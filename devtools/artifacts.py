@@ -72,13 +72,15 @@ def build_minilm_artifact(model_dir: Path, max_length: int = 128, *, onnx: bool 
     """The pretrained MiniLM encoder with a fresh (seeded) 4-class head, as a model artifact,
     with its ``model.onnx`` (as the training job writes it) and its ONNX variants unless
     ``onnx`` is false. Built once: an existing artifact in ``model_dir`` is kept."""
-    if not (model_dir / "artifact.json").is_file():
+    from model_artifact import INFO_FILE, ONNX_FILE, ONNX_VARIANT_FILES
+
+    if not (model_dir / INFO_FILE).is_file():
         _save_minilm_with_fresh_head(model_dir, max_length)
-    if onnx and not (model_dir / "model.onnx").is_file():
+    if onnx and not (model_dir / ONNX_FILE).is_file():
         from model_artifact.onnx import export_onnx
 
         export_onnx(model_dir)
-    if onnx and not (model_dir / "model.int8.onnx").is_file():
+    if onnx and not all((model_dir / file).is_file() for file in ONNX_VARIANT_FILES.values()):
         from model_artifact.variants import build_variants
 
         # Unchecked (a fresh head has no test split to be checked on): the server's auto
